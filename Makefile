@@ -1,0 +1,45 @@
+# The two README commands are `make dev` (the demo) and `make test` (everything CI runs).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LOCAL := .local
+export PYTHONPATH := operator
+
+.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+## Build (or reuse from ~/.cache/dli-operator) kube-apiserver and etcd from the Go module proxy.
+control-plane:
+	hack/build-control-plane.sh >/dev/null
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Everything CI runs: lint, types, layers, unit, integration and end-to-end tests.
+test: $(VENV)/.installed control-plane lint
+	$(BIN)/pytest
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit tests/client tests/integration
+
+e2e: $(VENV)/.installed control-plane
+	$(BIN)/pytest tests/e2e
+
+cluster: $(VENV)/.installed control-plane
+	$(BIN)/dli-operator cluster up --workdir $(LOCAL)/cluster --kubeconfig $(LOCAL)/kubeconfig
+
+cluster-down: $(VENV)/.installed
+	$(BIN)/dli-operator cluster down --workdir $(LOCAL)/cluster
+
+clean: cluster-down
+	rm -rf $(LOCAL) $(VENV)

@@ -1,0 +1,1 @@
+"""The Kubernetes side as types: the DliBatchJob spec and status models. No I/O."""
