@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -41,3 +42,98 @@ def cluster_down(workdir: Path) -> None:
 
     controlplane.stop(workdir)
     click.echo("control plane stopped")
+
+
+@main.command("crd")
+def crd() -> None:
+    """Print the DliBatchJob CRD generated from the models (crds/ holds this output)."""
+    from dli_operator.resources.crd import render_crd
+
+    click.echo(render_crd(), nl=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8099, show_default=True)
+@click.option("--project-id", default="0123456789abcdef0123456789abcdef", show_default=True)
+@click.option("--access-key", default="EMULATORAK", show_default=True)
+@click.option("--secret-key", default="EMULATORSK", help="[default: EMULATORSK]")
+@click.option("--queues", default="default,q1", show_default=True, help="Comma-separated.")
+@click.option("--token", "tokens", multiple=True, help="An accepted X-Auth-Token (repeatable).")
+@click.option("--start-seconds", type=float, default=1.0, show_default=True)
+@click.option("--run-seconds", type=float, default=5.0, show_default=True)
+@click.option("--state-file", type=click.Path(path_type=Path), help="Keep jobs across restarts.")
+def emulator(
+    host: str,
+    port: int,
+    project_id: str,
+    access_key: str,
+    secret_key: str,
+    queues: str,
+    tokens: tuple[str, ...],
+    start_seconds: float,
+    run_seconds: float,
+    state_file: Path | None,
+) -> None:
+    """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
+    from dli_operator.emulator.__main__ import build_server, describe
+    from dli_operator.emulator.config import EmulatorConfig
+
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        project_id=project_id,
+        access_key=access_key,
+        secret_key=secret_key,
+        queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+        tokens=frozenset(tokens),
+        start_seconds=start_seconds,
+        run_seconds=run_seconds,
+        state_file=state_file,
+    )
+    click.echo(describe(config))
+    build_server(config, log_level="info").run()
+
+
+@main.command()
+@click.option("-A", "--all-namespaces", "clusterwide", is_flag=True, help="Serve every namespace.")
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Serve this namespace.")
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="Liveness endpoint URL; empty to disable.",
+)
+@click.option("--peering", "peering_name", default=None, help="kopf peering object (HA).")
+@click.option("--priority", type=int, default=None, help="Peering priority of this replica.")
+@click.option("--standalone", is_flag=True, help="No peering: the only replica.")
+def run(
+    clusterwide: bool,
+    namespaces: tuple[str, ...],
+    liveness: str,
+    peering_name: str | None,
+    priority: int | None,
+    standalone: bool,
+) -> None:
+    """Run the operator (kopf) for DliBatchJobs."""
+    import kopf
+
+    from dli_operator import handlers  # noqa: F401  (registers the handlers)
+    from dli_operator.settings import get_settings
+
+    get_settings()  # fail at start, naming the variable, not at the first job
+    if not clusterwide and not namespaces:
+        raise click.UsageError("give --all-namespaces or at least one --namespace")
+    kopf.configure(log_format=kopf.LogFormat.PLAIN)
+    # One line per DLI or Kubernetes request would bury what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    kopf.run(
+        clusterwide=clusterwide,
+        namespaces=namespaces,
+        liveness_endpoint=liveness or None,
+        peering_name=peering_name,
+        priority=priority,
+        standalone=standalone or None,
+        registry=kopf.get_default_registry(),
+        memo=kopf.Memo(),
+    )

@@ -1,0 +1,310 @@
+"""``DliClient``: the operator's only way to DLI's v2.0 batch API (dli_02_0124..0129).
+
+Async, one pooled ``httpx.AsyncClient``. Every call goes through ``_call``, the one send
+path: it retries according to ``retries.py``, turns every failure into a ``DliError``
+(httpx exceptions never leave this package), and reports each attempt as
+``(operation, outcome, latency_seconds)`` to the optional ``on_call`` observer, which is
+where the operator's metrics plug in. It knows nothing of Kubernetes or kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+import httpx
+
+from dli_operator import __version__
+from dli_operator.dli.errors import DliError
+from dli_operator.dli.models import (
+    BatchCancelResponse,
+    BatchJob,
+    BatchJobRequest,
+    BatchList,
+    BatchLog,
+    BatchState,
+    BatchStateResponse,
+)
+from dli_operator.dli.responses import M, decode_response, transport_error
+from dli_operator.dli.retries import RetryPolicy
+from dli_operator.dli.signing import QueryValue, encode_query
+
+logger = logging.getLogger(__name__)
+
+Observer = Callable[[str, str, float], None]
+"""Called after every attempt with (operation, outcome, latency in seconds)."""
+
+# dli_region.py in huaweicloudsdkdli: every region is under .com except this one.
+_EU_REGIONS = frozenset({"eu-west-101"})
+# dli_02_0126: batch_id must be a UUID; checking it keeps paths from being injected.
+_BATCH_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# dli_02_0125: the page size the SDK documents as default; Terraform pages by 100 too.
+DEFAULT_PAGE_SIZE = 100
+# httpx exceptions that mean the request never left this process.
+_NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+def endpoint_for_region(region: str) -> str:
+    """The public DLI endpoint of a region."""
+    suffix = "myhuaweicloud.eu" if region in _EU_REGIONS else "myhuaweicloud.com"
+    return f"https://dli.{region}.{suffix}"
+
+
+def checked_endpoint(endpoint: str, *, allow_insecure: bool = False) -> str:
+    """Validate an endpoint URL: https, or plain http only when explicitly allowed."""
+    url = httpx.URL(endpoint)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"DLI endpoint {endpoint!r} is not an http(s) URL with a host")
+    if url.scheme == "http" and not allow_insecure:
+        raise ValueError(f"DLI endpoint {endpoint!r} is plain http; allow it explicitly (emulator)")
+    return str(url).rstrip("/")
+
+
+def _checked_batch_id(batch_id: str) -> str:
+    if not _BATCH_ID.match(batch_id):
+        raise ValueError(f"{batch_id!r} is not a DLI batch id (a UUID)")
+    return batch_id
+
+
+def _millis(value: int | datetime | None) -> int | None:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else value
+
+
+class DliClient:
+    """Typed async calls to the DLI batch API of one project."""
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        auth: httpx.Auth,
+        region: str | None = None,
+        endpoint: str | None = None,
+        allow_insecure: bool = False,
+        timeout_seconds: float = 30.0,
+        connect_timeout_seconds: float = 10.0,
+        max_connections: int = 20,
+        max_keepalive_connections: int = 10,
+        retry_policy: RetryPolicy | None = None,
+        on_call: Observer | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if endpoint is None:
+            if region is None:
+                raise ValueError("give the DLI region or an explicit endpoint")
+            endpoint = endpoint_for_region(region)
+        self.endpoint = checked_endpoint(endpoint, allow_insecure=allow_insecure)
+        self.project_id = project_id
+        self._base = f"/v2.0/{quote(project_id, safe='')}/batches"
+        self._policy = retry_policy or RetryPolicy()
+        self._on_call = on_call
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint,
+            auth=auth,
+            # The SDK sends both on every call, GET and DELETE included (dli-api.md §1).
+            headers={
+                "Content-Type": "application/json",
+                "X-Project-Id": project_id,
+                "User-Agent": f"dli-operator/{__version__}",
+            },
+            timeout=httpx.Timeout(timeout_seconds, connect=connect_timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def create_batch(self, request: BatchJobRequest) -> BatchJob:
+        """Submit a batch job (dli_02_0124). Resent only if it provably never left."""
+        body = request.to_wire()
+        return await self._call("create_batch", "POST", self._base, BatchJob, body=body)
+
+    async def get_batch(self, batch_id: str) -> BatchJob:
+        """A job's details (dli_02_0126)."""
+        path = f"{self._base}/{_checked_batch_id(batch_id)}"
+        return await self._call("get_batch", "GET", path, BatchJob)
+
+    async def get_batch_state(self, batch_id: str) -> BatchStateResponse:
+        """Just a job's state, the cheapest poll (dli_02_0127)."""
+        path = f"{self._base}/{_checked_batch_id(batch_id)}/state"
+        return await self._call("get_batch_state", "GET", path, BatchStateResponse)
+
+    async def cancel_batch(self, batch_id: str) -> BatchCancelResponse:
+        """Cancel a starting, running or recovering job (dli_02_0129)."""
+        path = f"{self._base}/{_checked_batch_id(batch_id)}"
+        return await self._call("cancel_batch", "DELETE", path, BatchCancelResponse)
+
+    async def list_batches(
+        self,
+        *,
+        queue_name: str | None = None,
+        cluster_name: str | None = None,
+        job_name: str | None = None,
+        job_id: str | None = None,
+        state: BatchState | str | None = None,
+        owner: str | None = None,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        order: str | None = None,
+        from_: int | None = None,
+        size: int | None = None,
+    ) -> BatchList:
+        """One page of jobs (dli_02_0125); ``start``/``end`` are ms epochs or datetimes."""
+        # Wire names as documented: note ``job-id`` with a hyphen.
+        query = {
+            "queue_name": queue_name,
+            "cluster_name": cluster_name,
+            "job_name": job_name,
+            "job-id": job_id,
+            "state": state,
+            "owner": owner,
+            "start": _millis(start),
+            "end": _millis(end),
+            "order": order,
+            "from": from_,
+            "size": size,
+        }
+        pairs = [(k, v) for k, v in query.items() if v is not None]
+        return await self._call("list_batches", "GET", self._base, BatchList, query=pairs)
+
+    async def iter_batches(
+        self,
+        *,
+        queue_name: str | None = None,
+        cluster_name: str | None = None,
+        job_name: str | None = None,
+        job_id: str | None = None,
+        state: BatchState | str | None = None,
+        owner: str | None = None,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        order: str | None = None,
+        size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[BatchJob]:
+        """Every job matching the filters, page by page (``from``/``size``)."""
+        offset = 0
+        while True:
+            page = await self.list_batches(
+                queue_name=queue_name,
+                cluster_name=cluster_name,
+                job_name=job_name,
+                job_id=job_id,
+                state=state,
+                owner=owner,
+                start=start,
+                end=end,
+                order=order,
+                from_=offset,
+                size=size,
+            )
+            for job in page.sessions:
+                yield job
+            offset += len(page.sessions)
+            if len(page.sessions) < size or offset >= page.total:
+                return
+
+    async def get_batch_log(
+        self,
+        batch_id: str,
+        *,
+        from_: int | None = None,
+        size: int | None = None,
+        type_: str | None = None,
+        index: int | None = None,
+    ) -> BatchLog:
+        """Driver log lines (dli_02_0128); ``index`` picks the attempt of a recovered job."""
+        path = f"{self._base}/{_checked_batch_id(batch_id)}/log"
+        query = {"from": from_, "size": size, "type": type_, "index": index}
+        pairs = [(k, v) for k, v in query.items() if v is not None]
+        return await self._call("get_batch_log", "GET", path, BatchLog, query=pairs)
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        model: type[M],
+        *,
+        query: Sequence[tuple[str, QueryValue]] = (),
+        body: bytes | None = None,
+    ) -> M:
+        """The one send path: attempt, observe, retry per policy, raise ``DliError``."""
+        # Sent exactly as signed: the canonical query, so httpx has nothing to re-encode.
+        url = f"{path}?{encode_query(query)}" if query else path
+        idempotent = method != "POST"
+        started = self._monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            attempt_started = self._monotonic()
+            try:
+                result = await self._attempt(operation, method, url, model, body)
+            except DliError as err:
+                self._observe(operation, err.outcome, self._monotonic() - attempt_started)
+                elapsed = self._monotonic() - started
+                delay = self._policy.next_delay(
+                    attempt, err, idempotent=idempotent, elapsed_seconds=elapsed
+                )
+                if delay is None:
+                    raise
+                logger.warning(
+                    "DLI %s %s attempt %d/%d failed; will retry in %.1fs: %r",
+                    method, operation, attempt, self._policy.max_attempts, delay, err,
+                )  # fmt: skip
+                await self._sleep(delay)
+            else:
+                self._observe(operation, "success", self._monotonic() - attempt_started)
+                return result
+
+    async def _attempt(
+        self, operation: str, method: str, url: str, model: type[M], body: bytes | None
+    ) -> M:
+        try:
+            response = await self._http.request(method, url, content=body)
+        except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
+            raise transport_error(exc, operation) from exc
+        return decode_response(response, model, operation)
+
+    def _observe(self, operation: str, outcome: str, latency: float) -> None:
+        if self._on_call is None:
+            return
+        try:
+            self._on_call(operation, outcome, latency)
+        except Exception:
+            # A broken metrics hook must not fail a DLI call.
+            logger.exception("DLI call observer failed for %s/%s", operation, outcome)

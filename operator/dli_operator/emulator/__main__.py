@@ -1,0 +1,82 @@
+"""``python -m dli_operator.emulator``: serve the emulator with uvicorn.
+
+The ``dli-operator emulator`` command is the documented entry point; this module holds what both
+share (building the uvicorn server, printing the settings) plus a flag-compatible argparse entry
+for images that only have ``python -m``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from dli_operator.emulator.app import create_app
+from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.gateway import ConnectionDropped
+
+
+class _QuietDrops(logging.Filter):
+    """A scripted dropped connection is not an application error; keep it out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+
+
+def build_server(config: EmulatorConfig, *, log_level: str = "warning") -> uvicorn.Server:
+    """A uvicorn server for the app; call ``.run()`` (blocking) or ``.serve()`` (async)."""
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    app = create_app(config)
+    uv_config = uvicorn.Config(
+        app, host=config.host, port=config.port, log_level=log_level, access_log=False
+    )
+    return uvicorn.Server(uv_config)
+
+
+def describe(config: EmulatorConfig) -> str:
+    """The effective settings as one line each; never the secret key."""
+    lines = [f"DLI emulator listening on {config.endpoint}"]
+    lines += [f"  {key}: {value}" for key, value in config.summary().items()]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+    """The same flags as ``dli-operator emulator``."""
+    defaults = EmulatorConfig()
+    parser = argparse.ArgumentParser(prog="python -m dli_operator.emulator")
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--port", type=int, default=defaults.port)
+    parser.add_argument("--project-id", default=defaults.project_id)
+    parser.add_argument("--access-key", default=defaults.access_key)
+    parser.add_argument("--secret-key", default=defaults.secret_key)
+    parser.add_argument("--queues", default=",".join(defaults.queues))
+    parser.add_argument("--token", action="append", default=[])
+    parser.add_argument("--start-seconds", type=float, default=defaults.start_seconds)
+    parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds)
+    parser.add_argument("--state-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        project_id=args.project_id,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        queues=tuple(q.strip() for q in args.queues.split(",") if q.strip()),
+        tokens=frozenset(args.token),
+        start_seconds=args.start_seconds,
+        run_seconds=args.run_seconds,
+        state_file=args.state_file,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = parse_args(argv)
+    print(describe(config), flush=True)
+    build_server(config, log_level="info").run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""One emulated DLI project: the store, the fault script, the call counters, and the path every
+DLI call takes through them (count, throttle, scripted fault, authenticate, handle).
+
+Kept apart from the routes so the order of those steps is written down once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dli_operator.emulator.clock import Clock
+from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.faults import Faults, Rule
+from dli_operator.emulator.gateway import DropConnection, authenticate, request_id
+from dli_operator.emulator.journal import Journal
+from dli_operator.emulator.replies import THROTTLED, ApiError, error_response, json_response
+from dli_operator.emulator.state import Store
+
+Handler = Callable[[Request, bytes], Awaitable[Response]]
+
+# APIG's throttling limit as reported in its message (dli-api.md section 3); informative only.
+THROTTLE_LIMIT = 1000
+
+
+class Emulator:
+    """The state behind one app: jobs, faults and what the tests asked of it."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock) -> None:
+        self.config, self.clock = config, clock
+        journal = Journal(config.state_file) if config.state_file else None
+        self.store = Store(config, clock, journal)
+        self.faults = Faults()
+        self.calls: Counter[str] = Counter()
+        self.outcomes: dict[str, Counter[str]] = {}
+        self._release: asyncio.Event | None = None
+
+    def reset(self) -> None:
+        """Forget jobs, counters and faults; release every hung call."""
+        self.store.reset()
+        self.faults.clear()
+        self.calls.clear()
+        self.outcomes.clear()
+        if self._release is not None:
+            self._release.set()
+            self._release = None
+
+    def close(self) -> None:
+        if self.store.journal is not None:
+            self.store.journal.close()
+
+    async def serve(self, operation: str, request: Request, handler: Handler) -> Response:
+        """Run one DLI call through the gateway and the fault script."""
+        self.calls[operation] += 1
+        try:
+            response = await self._serve(operation, request, handler)
+        except ApiError as error:
+            response = error_response(error, request_id(request))
+        outcome = "dropped" if isinstance(response, DropConnection) else str(response.status_code)
+        self.outcomes.setdefault(operation, Counter())[outcome] += 1
+        return response
+
+    async def _serve(self, operation: str, request: Request, handler: Handler) -> Response:
+        throttle = self.faults.throttled(operation)
+        if throttle is not None:
+            headers = {}
+            if throttle.retry_after is not None:
+                headers["Retry-After"] = f"{throttle.retry_after:g}"
+            raise ApiError(429, "APIG.0308", THROTTLED.format(limit=THROTTLE_LIMIT), headers)
+        body = await request.body()
+        rule = self.faults.take(operation, "before")
+        if rule is not None and (early := await self._apply(rule, request)) is not None:
+            return early
+        project_id = request.path_params["project_id"]
+        authenticate(request, body, self.config, self.clock(), project_id)
+        response = await handler(request, body)
+        rule = self.faults.take(operation, "after")
+        if rule is not None and (late := await self._apply(rule, request)) is not None:
+            return late
+        return response
+
+    async def _apply(self, rule: Rule, request: Request) -> Response | None:
+        """Carry out a rule; ``None`` means "go on with the real reply" (a plain delay)."""
+        if rule.action == "drop":
+            return DropConnection()
+        if rule.action == "hang":
+            await self._hang(request)
+            return error_response(ApiError(503, "APIG.0201", "Backend unavailable"), "")
+        if rule.action == "delay":
+            await asyncio.sleep(rule.seconds)
+            if rule.status is None:
+                return None
+        status, body, headers = rule.answer()
+        return json_response(body, status=status, headers=headers)
+
+    async def _hang(self, request: Request) -> None:
+        """Wait until the client gives up (disconnects) or the emulator is reset."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        released = asyncio.ensure_future(self._release.wait())
+        disconnected = asyncio.ensure_future(_disconnect(request))
+        _, pending = await asyncio.wait(
+            {released, disconnected}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,158 @@
+"""The kopf glue, and the only module that registers kopf handlers. Each handler is short.
+
+- ``reconcile`` (a daemon per unfinished job): runs driver steps until the job is final. A
+  daemon rather than a timer because field handlers can wake it at once, a step never
+  overlaps with itself, and a finished job has no task at all (so a restart costs no DLI call).
+- ``cancel`` (on delete): cancels the running attempt per ``deletionPolicy``.
+- ``nudge`` (on changes of ``suspend``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``):
+  wakes the daemons, which apply the change.
+- ``expire`` (a daemon per finished job with ``ttlSecondsAfterFinished``): deletes it when due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from dli_operator import metrics, reconcile
+from dli_operator.dli.errors import DliError
+from dli_operator.driver import Announce, Driver
+from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.runtime import ConfigurationError, Runtime
+from dli_operator.settings import get_settings
+
+GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
+RESOURCE = (GROUP, VERSION, PLURAL)
+FINAL_PHASES = {"Succeeded", "Failed", "Cancelled"}
+# How long a stopping daemon may finish its step (a POST in flight) before kopf cancels it.
+STOP_GRACE_SECONDS = 30.0
+# After an unexpected error in a step, try again this much later; the daemon never dies.
+CRASH_BACKOFF_SECONDS = 10.0
+
+logger = logging.getLogger(__name__)
+
+
+@kopf.on.startup(id="configure")
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = get_settings()
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Our own Events say what happened; kopf's per-handler chatter would drown them.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    kube = KubeApi.from_connection(_login(settings))
+    runtime = Runtime(config, kube)
+    policy = reconcile.Policy(
+        retry_backoff_seconds=config.reconcile.retry_backoff_seconds,
+        retry_backoff_max_seconds=config.reconcile.retry_backoff_max_seconds,
+    )
+    memo.driver = Driver(runtime, policy)
+    memo.wakeups = {}
+    metrics.start_metrics_server(config.metrics.port)
+
+
+def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    # The same credentials kopf itself found (in-cluster ServiceAccount or kubeconfig).
+    info = kopf.login_via_client(logger=logger, settings=settings)
+    if info is None:
+        raise kopf.PermanentError("no Kubernetes credentials found (kubeconfig or in-cluster)")
+    return info
+
+
+@kopf.on.cleanup(id="close")
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.driver.runtime.aclose()
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in FINAL_PHASES
+
+
+def _expirable(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in FINAL_PHASES and spec.get("ttlSecondsAfterFinished") is not None
+
+
+@kopf.daemon(*RESOURCE, id="reconcile", when=_unfinished, cancellation_timeout=STOP_GRACE_SECONDS)
+async def reconcile_job(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    driver: Driver = memo.driver
+    while not stopped:
+        try:
+            delay = await driver.step(body, _announcer(body))
+        except (KubeApiError, DliError, ConfigurationError) as exc:
+            logger.warning("step of %s/%s failed: %s", body.meta.namespace, body.meta.name, exc)
+            delay = CRASH_BACKOFF_SECONDS
+        except Exception:
+            # A bug must not forget the job: log it and try again later.
+            logger.exception("step of %s/%s crashed", body.meta.namespace, body.meta.name)
+            delay = CRASH_BACKOFF_SECONDS
+        if delay is None:
+            return
+        await _sleep(memo, body.meta.uid or "", stopped, delay)
+
+
+@kopf.on.delete(*RESOURCE, id="cancel")
+async def cancel(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        await memo.driver.finalize(body, _announcer(body))
+    except (KubeApiError, DliError, ConfigurationError) as exc:
+        raise kopf.TemporaryError(f"cannot cancel the DLI job yet: {exc}", delay=10) from exc
+    memo.wakeups.pop(body.meta.uid, None)
+
+
+@kopf.on.field(*RESOURCE, field="spec.suspend", id="suspend")
+@kopf.on.field(*RESOURCE, field="spec.activeDeadlineSeconds", id="deadline")
+@kopf.on.field(*RESOURCE, field="spec.ttlSecondsAfterFinished", id="ttl")
+async def nudge(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if event := memo.wakeups.get(body.meta.uid):
+        event.set()
+
+
+@kopf.daemon(*RESOURCE, id="expire", when=_expirable, cancellation_timeout=5.0)
+async def expire(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    while not stopped:
+        due = _ttl_due(body)
+        if due is None:
+            return
+        remaining = (due - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            meta = body.meta
+            await memo.driver.runtime.kube.delete_job(meta.namespace, meta.name, meta.uid)
+            return
+        await _sleep(memo, body.meta.uid or "", stopped, min(remaining, 60.0))
+
+
+def _ttl_due(body: kopf.Body) -> datetime | None:
+    ttl = body.spec.get("ttlSecondsAfterFinished")
+    finished = body.status.get("completionTime")
+    if ttl is None or not finished:
+        return None
+    return datetime.fromisoformat(finished) + timedelta(seconds=ttl)
+
+
+def _announcer(body: kopf.Body) -> Announce:
+    def announce(kind: str, reason: str, message: str) -> None:
+        kopf.event(body, type=kind, reason=reason, message=message)
+
+    return announce
+
+
+async def _sleep(memo: kopf.Memo, uid: str, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Sleep ``seconds``, or less if the job is woken (a field changed) or stopped."""
+    wakeup: asyncio.Event = memo.wakeups.setdefault(uid, asyncio.Event())
+    wakeup.clear()
+    woken = asyncio.ensure_future(wakeup.wait())
+    halted = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({woken, halted}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        halted.cancel()

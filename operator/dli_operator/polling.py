@@ -1,0 +1,80 @@
+"""One shared view of DLI's jobs per queue, refreshed by list calls, serving every job's poll.
+
+Polling each job with its own GET costs one DLI call per job per interval; with thousands of
+jobs that trips throttling (the ACK JobRun lesson, anchors-operators.md section 0.4). Here the
+first job to ask after the view went stale refreshes it with paged list calls filtered by
+queue and by the oldest create time still of interest; everyone else asking in the same
+interval is served from memory. A job the list did not show is the caller's to GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dli_operator.dli.models import BatchJob
+
+# A job nobody asked about for this many intervals stops widening the list window.
+INTEREST_EXPIRY_INTERVALS = 3
+# DLI's list "start" filter compares with the job's start; allow for clock skew.
+START_SLACK_MS = 60_000
+
+Lister = Callable[[str, int | None], Awaitable[list[BatchJob]]]
+"""``lister(queue, start_ms)``: every job in ``queue`` created at or after ``start_ms``."""
+
+
+@dataclass
+class _QueueView:
+    jobs: dict[str, BatchJob] = field(default_factory=dict)
+    refreshed_at: float = float("-inf")
+    interest: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class BatchCache:
+    """The latest list results per queue, at most one refresh per interval per queue."""
+
+    def __init__(
+        self,
+        lister: Lister,
+        interval_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lister = lister
+        self._interval = interval_seconds
+        self._clock = clock
+        self._views: dict[str, _QueueView] = {}
+
+    async def lookup(self, queue: str, batch_id: str, created_ms: int | None) -> BatchJob | None:
+        """The job as the latest list saw it, refreshing first if that list is stale."""
+        view = self._views.setdefault(queue, _QueueView())
+        now = self._clock()
+        view.interest[batch_id] = (created_ms, now)
+        if self._stale(view, now):
+            async with view.lock:
+                if self._stale(view, self._clock()):
+                    await self._refresh(queue, view)
+        return view.jobs.get(batch_id)
+
+    def forget(self, queue: str, batch_id: str) -> None:
+        """Stop listing on behalf of a job that has ended."""
+        if view := self._views.get(queue):
+            view.interest.pop(batch_id, None)
+            view.jobs.pop(batch_id, None)
+
+    def _stale(self, view: _QueueView, now: float) -> bool:
+        # A little early rather than late, so the timers of one interval share one refresh.
+        return now - view.refreshed_at >= self._interval * 0.9
+
+    async def _refresh(self, queue: str, view: _QueueView) -> None:
+        now = self._clock()
+        horizon = now - self._interval * INTEREST_EXPIRY_INTERVALS
+        view.interest = {k: v for k, v in view.interest.items() if v[1] >= horizon}
+        starts = [created for created, _ in view.interest.values() if created is not None]
+        start = min(starts) - START_SLACK_MS if starts else None
+        jobs = await self._lister(queue, start)
+        view.jobs = {job.id: job for job in jobs if job.id in view.interest}
+        view.refreshed_at = self._clock()

@@ -1,0 +1,70 @@
+"""A client-side limit on DLI requests: first come, first served, slowed by throttling.
+
+DLI publishes no rate limit, but its gateway throttles per user per minute (APIG.0308,
+dli-api.md section 3). Thousands of DliBatchJobs applied at once must queue up in order here
+instead of tripping that. The limiter is GCRA (a token bucket expressed as one "theoretical
+arrival time"): each caller reserves the next slot when it asks, so waiters are served in
+the order they arrived. A 429 halves the rate and pauses for ``Retry-After``; every later
+success wins back a little of the configured rate (additive increase, multiplicative
+decrease, as TCP does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+# Never slow below one request per ten seconds, however often DLI throttles.
+MIN_RATE_PER_SECOND = 0.1
+# Each success gives back this share of the configured rate.
+RECOVERY_SHARE = 0.05
+
+
+class RateLimiter:
+    """FIFO rate limiter for one DLI endpoint and project."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_rate = rate
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tat = clock()
+        self.waiting = 0
+
+    def reserve(self) -> float:
+        """Reserve the next slot; return how long the caller must wait for it (seconds)."""
+        now = self._clock()
+        tolerance = (self.burst - 1) / self.rate
+        self._tat = max(self._tat, now)
+        wait = max(0.0, self._tat - tolerance - now)
+        self._tat += 1.0 / self.rate
+        return wait
+
+    async def acquire(self) -> float:
+        """Wait for this caller's turn; return the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            self.waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self.waiting -= 1
+        return wait
+
+    def throttled(self, retry_after: float | None) -> None:
+        """DLI said 429: halve the rate and hold everyone back for ``retry_after``."""
+        self.rate = max(MIN_RATE_PER_SECOND, self.rate / 2)
+        if retry_after:
+            self._tat = max(self._tat, self._clock() + retry_after)
+
+    def succeeded(self) -> None:
+        """A request went through: recover part of the configured rate."""
+        if self.rate < self.max_rate:
+            self.rate = min(self.max_rate, self.rate + self.max_rate * RECOVERY_SHARE)

@@ -1,0 +1,364 @@
+"""Pure reconciliation of one DliBatchJob: what to do next, and the status each outcome gives.
+
+``plan`` looks at the spec and the stored status and names one action; the functions after it
+compute the new status for each outcome (intent written, job accepted or adopted, job seen,
+cancelled, DLI error). No I/O, no clock: ``now`` is a parameter, so every rule is a row in a
+table test. The driver (``driver.py``) performs the actions; kopf only schedules the driver.
+
+Rules (DESIGN.md, Behaviour):
+- An unresolved submission intent is resolved first: look the job up, adopt it or post it.
+- ``activeDeadlineSeconds`` and ``suspend`` cancel the running attempt.
+- A dead attempt under ``autoRecovery`` is resubmitted after an exponential, jittered backoff,
+  at most ``maxRetryTimes`` times; an attempt the operator cancelled is never retried.
+- Final phases (Succeeded, Failed, Cancelled) plan nothing: a finished job costs no DLI call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dli_operator.dli.models import BatchJob, is_terminal
+from dli_operator.resources.batchjob import DliBatchJob
+from dli_operator.resources.status import (
+    Attempt,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    DliBatchJobStatus,
+    Phase,
+    Submission,
+)
+from dli_operator.translate import duration_text, job_name_for, phase_for
+
+# DLI's own default for max_retry_times (dli_02_0124), which the operator applies itself.
+DEFAULT_MAX_RETRY_TIMES = 20
+
+
+class Reason:
+    """Condition and status reasons (CamelCase, as Kubernetes requires)."""
+
+    SUBMITTING = "Submitting"
+    SUBMITTED = "Submitted"
+    ADOPTED = "Adopted"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    RECOVERING = "Recovering"
+    SUCCEEDED = "Succeeded"
+    JOB_FAILED = "JobFailed"
+    RETRIES_EXHAUSTED = "RetriesExhausted"
+    RETRY_SCHEDULED = "RetryScheduled"
+    SUSPENDED = "Suspended"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    DELETED = "Deleted"
+    SUBMIT_REJECTED = "SubmitRejected"
+    DLI_UNAVAILABLE = "DliUnavailable"
+    CREDENTIALS = "CredentialsUnavailable"
+    AUTHENTICATION_FAILED = "AuthenticationFailed"
+    RATE_LIMITED = "RateLimited"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs the pure core needs, as plain values (from settings)."""
+
+    retry_backoff_seconds: float = 10.0
+    retry_backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Submit:
+    attempt: int
+    job_name: str
+    lookup: bool
+    """True when an intent was stored before: the job may exist in DLI already."""
+
+
+@dataclass(frozen=True)
+class Observe:
+    batch_id: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    batch_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Settle:
+    """A status change that needs no DLI call (hold while suspended, fail on the deadline)."""
+
+    status: DliBatchJobStatus
+
+
+@dataclass(frozen=True)
+class Nothing:
+    reason: str
+
+
+Action = Submit | Observe | Cancel | Wait | Settle | Nothing
+
+
+def plan(job: DliBatchJob, *, now: datetime, policy: Policy, deleting: bool = False) -> Action:
+    """The one next step for this job."""
+    status, spec = job.status, job.spec
+    if status.phase is not None and status.phase.is_final:
+        return Nothing("finished")
+    if status.submission is not None:
+        sub = status.submission
+        return Submit(sub.attempt, sub.job_name, lookup=True)
+    active = active_batch(status)
+    if deleting:
+        return Cancel(active, Reason.DELETED) if active else Nothing("nothing running")
+    if _past_deadline(job, now):
+        if active:
+            return Cancel(active, Reason.DEADLINE_EXCEEDED)
+        return Settle(
+            ended(status, Phase.FAILED, Reason.DEADLINE_EXCEEDED, _deadline_msg(job), now)
+        )
+    if spec.suspend:
+        if active:
+            return Cancel(active, Reason.SUSPENDED)
+        if status.phase == Phase.SUSPENDED:
+            return Nothing("suspended")
+        return Settle(suspended(status, now))
+    if active:
+        return Observe(active)
+    return _next_submission(job, now=now, policy=policy)
+
+
+def _next_submission(job: DliBatchJob, *, now: datetime, policy: Policy) -> Action:
+    status = job.status
+    attempt = current_attempt(status) + 1
+    if status.phase == Phase.RECOVERING:
+        due = retry_due(job, policy)
+        if due is not None and now < due:
+            return Wait(due)
+    return Submit(attempt, job_name_for(job, attempt), lookup=False)
+
+
+def active_batch(status: DliBatchJobStatus) -> str | None:
+    """The batch id of the current attempt while DLI may still be running it."""
+    # After a cancel for suspend the mirror may still say "running": the attempt is over.
+    if status.phase == Phase.SUSPENDED or not status.batch_id:
+        return None
+    return None if status.state and is_terminal(status.state) else status.batch_id
+
+
+def current_attempt(status: DliBatchJobStatus) -> int:
+    return status.attempts[-1].attempt if status.attempts else 0
+
+
+def retry_due(job: DliBatchJob, policy: Policy) -> datetime | None:
+    """When a dead attempt may be resubmitted: exponential backoff with deterministic jitter."""
+    status = job.status
+    if not status.attempts or status.attempts[-1].finish_time is None:
+        return None
+    base = policy.retry_backoff_seconds * 2 ** max(0, status.retries - 1)
+    delay = min(policy.retry_backoff_max_seconds, base)
+    # Jitter from the uid, so a restart computes the same time and herds are spread out.
+    seed = hashlib.sha256(f"{job.metadata.uid}/{status.retries}".encode()).digest()[0]
+    return status.attempts[-1].finish_time + timedelta(seconds=delay * (0.75 + seed / 1020))
+
+
+def _past_deadline(job: DliBatchJob, now: datetime) -> bool:
+    limit, start = job.spec.active_deadline_seconds, job.status.start_time
+    return bool(limit and start and now >= start + timedelta(seconds=limit))
+
+
+def _deadline_msg(job: DliBatchJob) -> str:
+    return f"the job ran longer than activeDeadlineSeconds={job.spec.active_deadline_seconds}"
+
+
+# --- outcomes: the new status for each thing that can happen ------------------------------
+
+
+def intended(
+    status: DliBatchJobStatus, attempt: int, name: str, now: datetime
+) -> DliBatchJobStatus:
+    """The intent marker, stored before the POST."""
+    new = status.model_copy(deep=True)
+    new.submission = Submission(attempt=attempt, job_name=name, requested_at=now)
+    new.phase = Phase.SUBMITTING
+    new.start_time = new.start_time or now
+    new.reason = new.message = None
+    msg = f"submitting attempt {attempt} as DLI job {name}"
+    set_condition(new, ConditionType.SUBMITTED, False, Reason.SUBMITTING, msg, now)
+    return new
+
+
+def accepted(
+    status: DliBatchJobStatus, remote: BatchJob, *, adopted: bool, now: datetime
+) -> DliBatchJobStatus:
+    """DLI has the attempt (just created, or found after a restart): record it."""
+    sub = status.submission
+    new = status.model_copy(deep=True)
+    attempt = sub.attempt if sub else current_attempt(status) + 1
+    new.submission = None
+    new.attempts.append(
+        Attempt(
+            attempt=attempt,
+            batch_id=remote.id,
+            job_name=sub.job_name if sub else remote.name,
+            submit_time=remote.created_at or now,
+        )
+    )
+    reason = Reason.ADOPTED if adopted else Reason.SUBMITTED
+    msg = f"DLI batch {remote.id} holds attempt {attempt}"
+    set_condition(new, ConditionType.SUBMITTED, True, reason, msg, now)
+    return observed(new, remote, now=now, policy=None, auto_recovery=False, max_retries=0)
+
+
+def observed(
+    status: DliBatchJobStatus,
+    remote: BatchJob,
+    *,
+    now: datetime,
+    policy: Policy | None,
+    auto_recovery: bool,
+    max_retries: int,
+) -> DliBatchJobStatus:
+    """Mirror what DLI says about the current attempt and derive the phase."""
+    new = status.model_copy(deep=True)
+    _mirror(new, remote)
+    if new.attempts:
+        last = new.attempts[-1]
+        last.app_id, last.state = remote.app_id or last.app_id, str(remote.state)
+    phase = phase_for(remote.state)
+    if phase == Phase.SUCCEEDED:
+        return ended(new, Phase.SUCCEEDED, Reason.SUCCEEDED, "the Spark job succeeded", now)
+    if phase == Phase.FAILED:
+        return _dead(new, now, auto_recovery=auto_recovery, max_retries=max_retries)
+    new.phase = phase
+    running = phase == Phase.RUNNING
+    set_condition(
+        new, ConditionType.RUNNING, running, phase.value, f"DLI state {remote.state}", now
+    )
+    return new
+
+
+def _dead(
+    status: DliBatchJobStatus, now: datetime, *, auto_recovery: bool, max_retries: int
+) -> DliBatchJobStatus:
+    tail = " / ".join(line for line in status.log[-3:] if line.strip())
+    detail = f"DLI batch {status.batch_id} ended dead" + (f": {tail}" if tail else "")
+    if auto_recovery and status.retries < max_retries:
+        new = status.model_copy(deep=True)
+        new.retries += 1
+        new.phase = Phase.RECOVERING
+        _finish_attempt(new, Reason.JOB_FAILED, now)
+        msg = f"{detail}; retry {new.retries} of {max_retries} scheduled"
+        set_condition(new, ConditionType.RUNNING, False, Reason.RETRY_SCHEDULED, msg, now)
+        return new
+    reason = Reason.RETRIES_EXHAUSTED if auto_recovery and max_retries else Reason.JOB_FAILED
+    return ended(status, Phase.FAILED, reason, detail, now)
+
+
+def ended(
+    status: DliBatchJobStatus, phase: Phase, reason: str, message: str, now: datetime
+) -> DliBatchJobStatus:
+    """A final phase (or Suspended): conditions set as batch/v1 Job sets them."""
+    new = status.model_copy(deep=True)
+    new.phase = phase
+    new.submission = None
+    if new.attempts and new.attempts[-1].finish_time is None:
+        _finish_attempt(new, None if phase == Phase.SUCCEEDED else reason, now)
+    set_condition(new, ConditionType.RUNNING, False, reason, message, now)
+    if phase == Phase.SUSPENDED:
+        return new
+    new.completion_time = now
+    succeeded = phase == Phase.SUCCEEDED
+    set_condition(new, ConditionType.COMPLETE, succeeded, reason, message, now)
+    set_condition(new, ConditionType.FAILED, not succeeded, reason, message, now)
+    if not succeeded:
+        new.reason, new.message = reason, message
+    return new
+
+
+def suspended(status: DliBatchJobStatus, now: datetime) -> DliBatchJobStatus:
+    return ended(status, Phase.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true", now)
+
+
+def cancelled(status: DliBatchJobStatus, reason: str, now: datetime) -> DliBatchJobStatus:
+    """The operator cancelled the running attempt (never retried)."""
+    if reason == Reason.SUSPENDED:
+        return suspended(status, now)
+    phase = Phase.CANCELLED if reason == Reason.DELETED else Phase.FAILED
+    message = {Reason.DELETED: "the DliBatchJob was deleted"}.get(reason, "cancelled")
+    if reason == Reason.DEADLINE_EXCEEDED:
+        message = "the job exceeded activeDeadlineSeconds and was cancelled"
+    return ended(status, phase, reason, message, now)
+
+
+def rejected(
+    status: DliBatchJobStatus, code: str, message: str, now: datetime
+) -> DliBatchJobStatus:
+    """DLI refused the submission for good (DLI.0001 bad parameter, DLI.0002 no queue, ...)."""
+    text = f"{code}: {message}" if code else message
+    new = ended(status, Phase.FAILED, Reason.SUBMIT_REJECTED, text, now)
+    set_condition(new, ConditionType.SUBMITTED, False, Reason.SUBMIT_REJECTED, text, now)
+    return new
+
+
+def blocked(
+    status: DliBatchJobStatus, reason: str, message: str, now: datetime
+) -> DliBatchJobStatus:
+    """A transient obstacle (DLI down, throttled, credentials missing): say so, keep going."""
+    new = status.model_copy(deep=True)
+    new.phase = new.phase or Phase.PENDING
+    kind = (
+        ConditionType.SUBMITTED if new.batch_id is None or new.submission else ConditionType.RUNNING
+    )
+    current = next((c for c in new.conditions if c.type == kind), None)
+    state = current.status == ConditionStatus.TRUE if current else False
+    set_condition(new, kind, state, reason, message, now)
+    return new
+
+
+def _finish_attempt(status: DliBatchJobStatus, reason: str | None, now: datetime) -> None:
+    if status.attempts:
+        status.attempts[-1].finish_time = now
+        status.attempts[-1].reason = reason
+
+
+def _mirror(status: DliBatchJobStatus, remote: BatchJob) -> None:
+    # DLI response fields, as dli_02_0126 names them, into the status mirror.
+    status.batch_id = remote.id
+    status.app_id = remote.app_id or status.app_id
+    status.state = str(remote.state)
+    status.owner = remote.owner or status.owner
+    status.proxy_user = remote.proxy_user or status.proxy_user
+    status.kind = remote.kind or status.kind
+    status.sc_type = remote.sc_type or status.sc_type
+    status.queue = remote.queue or remote.cluster_name or status.queue
+    status.log = list(remote.log)[-10:] or status.log
+    status.create_time = remote.created_at or status.create_time
+    status.update_time = remote.updated_at or status.update_time
+    if remote.duration is not None:
+        status.duration = duration_text(remote.duration)
+
+
+def set_condition(
+    status: DliBatchJobStatus,
+    kind: ConditionType,
+    value: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> None:
+    """Set one condition; its lastTransitionTime moves only when its status flips."""
+    wanted = ConditionStatus.TRUE if value else ConditionStatus.FALSE
+    old = next((c for c in status.conditions if c.type == kind), None)
+    since = old.last_transition_time if old and old.status == wanted else now
+    condition = Condition(
+        type=kind, status=wanted, reason=reason, message=message[:4096], last_transition_time=since
+    )
+    status.conditions = [c for c in status.conditions if c.type != kind] + [condition]
+    status.conditions.sort(key=lambda c: list(ConditionType).index(c.type))

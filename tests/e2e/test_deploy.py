@@ -1,0 +1,273 @@
+"""deploy/: every overlay renders, is locked down, applies to the real control plane, and its RBAC
+grants the operator's ServiceAccount what the operator needs and nothing else.
+
+Installs follow docs/install.md to the letter (`kubectl apply --server-side -k`, wait for the CRDs,
+apply again). Applies are idempotent, so the tests share the session's cluster in any order.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+OVERLAYS = {"base": DEPLOY / "base", "dev": DEPLOY / "overlays/dev", "prod": DEPLOY / "overlays/prod"}
+SYSTEM_NS = "dli-operator-system"
+SA = f"system:serviceaccount:{SYSTEM_NS}:dli-operator"
+CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+EMULATOR = {
+    "DLI_OPERATOR_DLI__PROJECT_ID": "0123456789abcdef0123456789abcdef",
+    "DLI_OPERATOR_DLI__ACCESS_KEY": "EMULATORAK",
+    "DLI_OPERATOR_DLI__SECRET_KEY": "EMULATORSK",
+}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(OVERLAYS[overlay])],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not out.stderr.strip(), out.stderr
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of this kind named ``name`` (generated names: as referenced, with the hash)."""
+    hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(hits) == 1, f"{kind}/{name}: {[d['metadata']['name'] for d in hits]}"
+    return hits[0]
+
+
+def container(docs: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    (only,) = find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def install(kube: Any, overlay: str) -> None:
+    """docs/install.md: apply, wait for the CRDs to be served, apply again."""
+    apply = ("apply", "--server-side", "--force-conflicts", "-k", str(OVERLAYS[overlay]))
+    first = kube.kubectl(*apply, check=False)
+    if first.returncode != 0:
+        # Only the documented first-run failure is acceptable: a CR whose CRD is not served yet.
+        assert 'no matches for kind "ClusterKopfPeering"' in first.stderr, first.stderr
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
+    second = kube.kubectl(*apply, check=False)
+    assert second.returncode == 0, second.stderr
+
+
+def can_i(kube: Any, *args: str) -> str:
+    out = kube.kubectl("auth", "can-i", *args, f"--as={SA}", check=False)
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) -> None:
+    docs = render(overlay)
+    for kind, name in [
+        ("Namespace", SYSTEM_NS),
+        ("ServiceAccount", "dli-operator"),
+        ("ClusterRole", "dli-operator"),
+        ("ClusterRoleBinding", "dli-operator"),
+        ("ClusterRole", "dli-operator-secret-reader"),
+        ("Deployment", "dli-operator"),
+        ("ClusterKopfPeering", "dli-operator"),
+        *(("CustomResourceDefinition", crd) for crd in CRDS),
+    ]:
+        find(docs, kind, name)
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "ConfigMap", "Secret"}:
+            assert doc["metadata"]["namespace"] == SYSTEM_NS, doc["metadata"]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(overlay: str) -> None:
+    docs = render(overlay)
+    deployment = find(docs, "Deployment", "dli-operator")
+    pod = deployment["spec"]["template"]["spec"]
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert pod["serviceAccountName"] == "dli-operator"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    main = container(docs, "dli-operator")
+    assert main["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"--all-namespaces", "--peering=dli-operator"} <= set(main["args"])
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"healthz": 8080, "metrics": 9090}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert set(main["resources"]) == {"requests", "limits"}
+    assert {"cpu", "memory"} <= set(main["resources"]["limits"])
+    secret_refs = [e["secretRef"] for e in main["envFrom"] if "secretRef" in e]
+    assert len(secret_refs) == 1
+    assert secret_refs[0]["name"].startswith("dli-credentials")
+    assert secret_refs[0]["optional"] is True
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
+
+
+def test_the_dev_overlay_wires_the_operator_to_the_emulator() -> None:
+    docs = render("dev")
+    main = container(docs, "dli-operator")
+    config_name = next(e["configMapRef"]["name"] for e in main["envFrom"] if "configMapRef" in e)
+    config = find(docs, "ConfigMap", config_name)["data"]
+    assert config["DLI_OPERATOR_DLI__ENDPOINT"] == "http://dli-emulator:8099"
+    assert config["DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT"] == "true"
+    secret_name = next(e["secretRef"]["name"] for e in main["envFrom"] if "secretRef" in e)
+    secret = find(docs, "Secret", secret_name)["data"]
+    assert {k: base64.b64decode(v).decode() for k, v in secret.items()} == EMULATOR
+    # The emulator is started with the very credentials the operator was given.
+    emulator = container(docs, "dli-emulator")
+    assert {
+        f"--project-id={EMULATOR['DLI_OPERATOR_DLI__PROJECT_ID']}",
+        f"--access-key={EMULATOR['DLI_OPERATOR_DLI__ACCESS_KEY']}",
+        f"--secret-key={EMULATOR['DLI_OPERATOR_DLI__SECRET_KEY']}",
+    } <= set(emulator["args"])
+    assert emulator["securityContext"]["readOnlyRootFilesystem"] is True
+    service = find(docs, "Service", "dli-emulator")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8099, "http")]
+    pod_labels = find(docs, "Deployment", "dli-emulator")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert {p["name"]: p["containerPort"] for p in emulator["ports"]} == {"http": 8099}
+
+
+def test_the_prod_overlay_pins_the_image_and_sets_region_and_project_without_credentials() -> None:
+    docs = render("prod")
+    main = container(docs, "dli-operator")
+    assert main["image"] == "registry.example.com/dli-operator:0.1.0"
+    config_name = next(e["configMapRef"]["name"] for e in main["envFrom"] if "configMapRef" in e)
+    config = find(docs, "ConfigMap", config_name)["data"]
+    assert config["DLI_OPERATOR_DLI__REGION"] == "cn-north-4"
+    assert config["DLI_OPERATOR_DLI__PROJECT_ID"]
+    assert "DLI_OPERATOR_DLI__ENDPOINT" not in config
+    assert "DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT" not in config
+    assert not [d for d in docs if d["kind"] == "Secret"], "prod must not ship credentials"
+
+
+@pytest.mark.parametrize("overlay", ["base", "dev", "prod"])
+def test_each_overlay_applies_to_the_control_plane(kube: Any, overlay: str) -> None:
+    install(kube, overlay)
+    apps = client.AppsV1Api(kube.api)
+    deployment = apps.read_namespaced_deployment("dli-operator", SYSTEM_NS)
+    (main,) = deployment.spec.template.spec.containers
+    assert main.security_context.read_only_root_filesystem is True
+    peering = client.CustomObjectsApi(kube.api).get_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", "dli-operator"
+    )
+    assert peering["metadata"]["name"] == "dli-operator"
+    if overlay == "dev":
+        assert apps.read_namespaced_deployment("dli-emulator", SYSTEM_NS)
+        service = client.CoreV1Api(kube.api).read_namespaced_service("dli-emulator", SYSTEM_NS)
+        assert service.spec.ports[0].port == 8099
+
+
+ALLOWED = [
+    ("get", "dlibatchjobs.dli.dev", "-A"),
+    ("list", "dlibatchjobs.dli.dev", "-A"),
+    ("watch", "dlibatchjobs.dli.dev", "-A"),
+    ("patch", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("update", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("delete", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("get", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
+    ("patch", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
+    ("update", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
+    ("create", "events", "-n", "default"),
+    ("patch", "events", "-n", "default"),
+    ("create", "events.events.k8s.io", "-n", "default"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("list", "namespaces"),
+    ("watch", "namespaces"),
+    ("list", "clusterkopfpeerings.kopf.dev"),
+    ("watch", "clusterkopfpeerings.kopf.dev"),
+    ("patch", "clusterkopfpeerings.kopf.dev/dli-operator"),
+    ("patch", "kopfpeerings.kopf.dev", "-n", "default"),
+    # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
+    ("get", "secrets", "-n", "default"),
+    ("get", "secrets", "-n", "dli-jobs"),
+]
+FORBIDDEN = [
+    ("get", "secrets", "-n", "kube-system"),
+    ("get", "secrets", "-n", SYSTEM_NS),
+    ("list", "secrets", "-A"),
+    ("list", "secrets", "-n", "default"),
+    ("watch", "secrets", "-n", "default"),
+    ("create", "secrets", "-n", "default"),
+    ("get", "pods", "-n", "default"),
+    ("create", "pods", "-A"),
+    ("create", "deployments.apps", "-n", "default"),
+    ("create", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", "namespaces"),
+    ("create", "namespaces"),
+    ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NS),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+    ("impersonate", "serviceaccounts", "-A"),
+]
+
+
+@pytest.fixture
+def installed(kube: Any) -> Any:
+    """dev and prod applied: their RoleBindings are the only Secret access the operator gets."""
+    install(kube, "dev")
+    install(kube, "prod")
+    return kube
+
+
+@pytest.mark.parametrize("check", ALLOWED, ids=" ".join)
+def test_the_service_account_may_do_what_the_operator_needs(installed: Any, check: tuple) -> None:
+    assert can_i(installed, *check) == "yes"
+
+
+@pytest.mark.parametrize("check", FORBIDDEN, ids=" ".join)
+def test_the_service_account_may_not_do_anything_else(installed: Any, check: tuple) -> None:
+    assert can_i(installed, *check) == "no"
+
+
+def test_a_token_requested_for_the_service_account_reads_jobs_and_is_refused_pods(
+    installed: Any,
+) -> None:
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
+    )
+    token = (
+        client.CoreV1Api(installed.api)
+        .create_namespaced_service_account_token("dli-operator", SYSTEM_NS, request)
+        .status.token
+    )
+    operator = installed.with_token(token, "dli-operator")
+    try:
+        who = operator.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+        assert who.stdout == SA
+        jobs = client.CustomObjectsApi(operator.api).list_cluster_custom_object(
+            "dli.dev", "v1alpha1", "dlibatchjobs"
+        )
+        assert jobs["kind"] == "DliBatchJobList"
+        with pytest.raises(client.ApiException) as refused:
+            client.CoreV1Api(operator.api).list_namespaced_pod("default")
+        assert refused.value.status == 403
+        with pytest.raises(client.ApiException) as refused:
+            client.CoreV1Api(operator.api).list_secret_for_all_namespaces()
+        assert refused.value.status == 403
+    finally:
+        operator.api.close()
