@@ -104,7 +104,9 @@ class Driver:
         uid = job.metadata.uid or ""
         async with self.ledger.lock(uid):
             job = self._freshest(job, body)
-            deleting = uid in self.ledger.deleting or bool(body["metadata"].get("deletionTimestamp"))
+            deleting = uid in self.ledger.deleting or bool(
+                body["metadata"].get("deletionTimestamp")
+            )
             action = reconcile.plan(job, now=self.clock(), policy=self.policy, deleting=deleting)
             delay = await self._perform(job, action, announce, deleting=deleting)
         if delay is None:
@@ -162,13 +164,14 @@ class Driver:
         except ConfigurationError as exc:
             if raise_errors:
                 raise
+            job = self._latest(job)
             new = reconcile.blocked(job.status, Reason.CREDENTIALS, str(exc), self.clock())
             await self._write(job, new, announce)
             return BLOCKED_RETRY_SECONDS
         except errors.DliError as exc:
             if raise_errors:
                 raise
-            return await self._dli_failed(job, exc, announce)
+            return await self._dli_failed(self._latest(job), exc, announce)
 
     async def _remote(
         self,
@@ -339,6 +342,11 @@ class Driver:
         _announce(job.status, new, announce)
         return job.model_copy(update={"status": new})
 
+    def _latest(self, job: DliBatchJob) -> DliBatchJob:
+        """The job with the status this process stored last (a step may fail midway)."""
+        mine = self.ledger.written.get(job.metadata.uid or "")
+        return job.model_copy(update={"status": mine[1].model_copy(deep=True)}) if mine else job
+
     def _freshest(self, job: DliBatchJob, body: Mapping[str, Any]) -> DliBatchJob:
         """The job with the newest status: kopf's body, or what this process wrote since."""
         uid = job.metadata.uid or ""
@@ -388,11 +396,10 @@ def _describe(exc: errors.DliError) -> tuple[str, str]:
 
 def _announce(old: DliBatchJobStatus, new: DliBatchJobStatus, announce: Announce) -> None:
     """One Event per phase change, and one per new error condition."""
-    before = {(c.type, c.reason, c.message) for c in old.conditions}
-    for cond in new.conditions:
-        key = (cond.type, cond.reason, cond.message)
-        if key not in before and cond.reason in WARNING_REASONS:
-            announce("Warning", cond.reason, cond.message)
+    before = {(c.reason, c.message) for c in old.conditions}
+    fresh = {(c.reason, c.message) for c in new.conditions if c.reason in WARNING_REASONS}
+    for reason, message in sorted(fresh - before):
+        announce("Warning", reason, message)
     if new.phase != old.phase and new.phase is not None:
         kind = "Warning" if new.phase == Phase.FAILED else "Normal"
         if kind == "Normal" or not (new.reason in WARNING_REASONS):

@@ -36,6 +36,23 @@ from dli_operator.translate import duration_text, job_name_for, phase_for
 DEFAULT_MAX_RETRY_TIMES = 20
 
 
+# The status fields that mirror DLI's view of the current attempt (dli_02_0126).
+MIRROR_FIELDS = (
+    "batch_id",
+    "app_id",
+    "state",
+    "owner",
+    "proxy_user",
+    "kind",
+    "sc_type",
+    "queue",
+    "log",
+    "create_time",
+    "update_time",
+    "duration",
+)
+
+
 class Reason:
     """Condition and status reasons (CamelCase, as Kubernetes requires)."""
 
@@ -185,6 +202,11 @@ def intended(
 ) -> DliBatchJobStatus:
     """The intent marker, stored before the POST."""
     new = status.model_copy(deep=True)
+    if attempt > 1:
+        # The mirror shows the current attempt; earlier ones live on in ``attempts``.
+        fresh = DliBatchJobStatus()
+        for key in MIRROR_FIELDS:
+            setattr(new, key, getattr(fresh, key))
     new.submission = Submission(attempt=attempt, job_name=name, requested_at=now)
     new.phase = Phase.SUBMITTING
     new.start_time = new.start_time or now

@@ -18,7 +18,11 @@ from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-OVERLAYS = {"base": DEPLOY / "base", "dev": DEPLOY / "overlays/dev", "prod": DEPLOY / "overlays/prod"}
+OVERLAYS = {
+    "base": DEPLOY / "base",
+    "dev": DEPLOY / "overlays/dev",
+    "prod": DEPLOY / "overlays/prod",
+}
 SYSTEM_NS = "dli-operator-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:dli-operator"
 CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
@@ -43,7 +47,7 @@ def render(overlay: str) -> list[dict[str, Any]]:
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    """The one object of this kind named ``name`` (generated names: as referenced, with the hash)."""
+    """The one object of this kind named ``name`` (generated ones: as referenced, with hash)."""
     hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(hits) == 1, f"{kind}/{name}: {[d['metadata']['name'] for d in hits]}"
     return hits[0]
@@ -61,7 +65,9 @@ def install(kube: Any, overlay: str) -> None:
     if first.returncode != 0:
         # Only the documented first-run failure is acceptable: a CR whose CRD is not served yet.
         assert 'no matches for kind "ClusterKopfPeering"' in first.stderr, first.stderr
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS)
+    )
     second = kube.kubectl(*apply, check=False)
     assert second.returncode == 0, second.stderr
 
@@ -95,7 +101,10 @@ def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(ove
     docs = render(overlay)
     deployment = find(docs, "Deployment", "dli-operator")
     pod = deployment["spec"]["template"]["spec"]
-    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+        1,
+        "Recreate",
+    )
     assert pod["serviceAccountName"] == "dli-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -226,7 +235,7 @@ FORBIDDEN = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def installed(kube: Any) -> Any:
     """dev and prod applied: their RoleBindings are the only Secret access the operator gets."""
     install(kube, "dev")

@@ -244,6 +244,17 @@ async def test_cancel_kills_a_running_job_and_answers_deleted(
     assert await state_of(dli, job["id"]) == "dead"
 
 
+async def test_a_job_cancelled_the_moment_it_was_created_is_dead(
+    dli: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    job = await submit(dli)
+    assert (await dli.delete(f"/batches/{job['id']}")).status_code == 200
+    assert await state_of(dli, job["id"]) == "dead"
+    fake_clock.advance(60)
+    details = (await dli.get(f"/batches/{job['id']}")).json()
+    assert (details["state"], details["appId"]) == ("dead", "")
+
+
 async def test_cancelling_a_finished_job_is_refused(
     dli: httpx.AsyncClient, fake_clock: FakeClock
 ) -> None:

@@ -1,4 +1,4 @@
-"""The Argo CD Lua health check and the Flux CEL health expressions, run against DliBatchJob statuses.
+"""The Argo CD Lua health check and the Flux CEL expressions, run against DliBatchJob statuses.
 
 The statuses are the YAML files in ``tests/data/statuses/`` (whole objects, or a bare ``status``
 mapping); the test runs over whatever is there, so statuses captured from e2e runs can be added.
@@ -65,7 +65,11 @@ def flux_status(obj: dict[str, Any]) -> str:
         return "InProgress"
     env = celpy.Environment()
     activation = {key: celpy.json_to_cel(value) for key, value in obj.items()}
-    for field, outcome in (("inProgress", "InProgress"), ("failed", "Failed"), ("current", "Current")):
+    for field, outcome in (
+        ("inProgress", "InProgress"),
+        ("failed", "Failed"),
+        ("current", "Current"),
+    ):
         program = env.program(env.compile(check[field]))
         if bool(program.evaluate(activation)):
             return outcome
@@ -117,7 +121,9 @@ def test_a_status_behind_the_spec_is_progressing_whatever_its_phase() -> None:
     ("condition", "argo", "flux"),
     [("Complete", "Healthy", "Current"), ("Failed", "Degraded", "Failed")],
 )
-def test_without_a_phase_the_terminal_conditions_decide(condition: str, argo: str, flux: str) -> None:
+def test_without_a_phase_the_terminal_conditions_decide(
+    condition: str, argo: str, flux: str
+) -> None:
     status = {"conditions": [{"type": condition, "status": "True", "reason": "X", "message": "m"}]}
     obj = {"metadata": {"generation": 1}, "status": status}
     assert argo_health(obj)["status"] == argo

@@ -18,6 +18,8 @@ from dli_operator.emulator.app import create_app
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.gateway import ConnectionDropped
 
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
 
 class _QuietDrops(logging.Filter):
     """A scripted dropped connection is not an application error; keep it out of the log."""
@@ -31,7 +33,13 @@ def build_server(config: EmulatorConfig, *, log_level: str = "warning") -> uvico
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     app = create_app(config)
     uv_config = uvicorn.Config(
-        app, host=config.host, port=config.port, log_level=log_level, access_log=False
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=False,
+        # A scripted hang must not keep a stopping emulator alive.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return uvicorn.Server(uv_config)
 

@@ -101,6 +101,8 @@ def _candidates(store: Store, query: ListQuery) -> tuple[Sequence[Job], str]:
         options.append((len(queued), "queue", lambda: queued))
     if query.state is not None and query.state not in timeline.TERMINAL:
         live = store.settled()
+        if query.queue is not None:
+            live = store.live_by_queue.get(query.queue, {})
         options.append((len(live), "", lambda: list(live.values())))
     if not options:
         return store.all(), ""

@@ -101,6 +101,7 @@ class Store:
         self.by_queue: dict[str, list[Job]] = {}
         self.by_name: dict[str, list[Job]] = {}
         self.live: dict[str, Job] = {}
+        self.live_by_queue: dict[str, dict[str, Job]] = {}
         self.ends: list[tuple[int, int, str]] = []
         self.failures: dict[str, int] = {}
 
@@ -161,13 +162,15 @@ class Store:
             self.journal.truncate()
 
     def settled(self) -> dict[str, Job]:
-        """The unfinished jobs as of now: finished ones leave ``live`` as their end time passes."""
+        """The unfinished jobs as of now (also kept per queue in ``live_by_queue``): finished
+        ones leave as their end time passes."""
         now_ms = self.now_ms()
         while self.ends and self.ends[0][0] <= now_ms:
             ends_ms, _, batch_id = heapq.heappop(self.ends)
             job = self.jobs[batch_id]
             if job.ends_ms == ends_ms:
                 self.live.pop(batch_id, None)
+                self.live_by_queue[job.queue].pop(batch_id, None)
         return self.live
 
     def all(self) -> Sequence[Job]:
@@ -193,4 +196,5 @@ class Store:
         self.by_queue.setdefault(job.queue, []).append(job)
         self.by_name.setdefault(job.name, []).append(job)
         self.live[job.id] = job
+        self.live_by_queue.setdefault(job.queue, {})[job.id] = job
         heapq.heappush(self.ends, (job.ends_ms, job.seq, job.id))

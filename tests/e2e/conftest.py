@@ -1,0 +1,253 @@
+"""End-to-end fixtures: the DLI emulator and the operator, each a real process.
+
+Each test gets its own emulator (fresh counters) and runs its operators against its own
+namespace, so tests never see each other's jobs or DLI calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+ACCESS_KEY, SECRET_KEY = "EMULATORAK", "EMULATORSK"
+CLI = [str(Path(sys.executable).parent / "dli-operator")]
+# Fast loops so end-to-end tests take seconds: poll every second, retry after a second.
+FAST = {
+    "DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS": "1",
+    "DLI_OPERATOR_RECONCILE__RETRY_BACKOFF_SECONDS": "1",
+    "DLI_OPERATOR_RECONCILE__ERROR_BACKOFF_SECONDS": "1",
+    "DLI_OPERATOR_RECONCILE__SECRET_CACHE_SECONDS": "0",
+    "DLI_OPERATOR_DLI__READ_TIMEOUT_SECONDS": "3",
+    "DLI_OPERATOR_DLI__REQUESTS_PER_SECOND": "200",
+    "DLI_OPERATOR_DLI__BURST": "200",
+    "DLI_OPERATOR_METRICS__PORT": "0",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class Emulator:
+    """A running ``dli-operator emulator`` and its ``/_emulator/`` control API."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return json.loads(response.read())
+
+    def calls(self) -> dict[str, int]:
+        return dict(self._call("GET", "/_emulator/calls")["calls"])
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/_emulator/jobs")["jobs"])
+
+    def created(self, name: str) -> list[dict[str, Any]]:
+        """DLI jobs submitted for one DliBatchJob (the operator names them ``<name>-<uid8>-<n>``)."""
+        return [j for j in self.jobs() if (j.get("name") or "").rsplit("-", 2)[0] == name]
+
+    def fault(self, **spec: Any) -> None:
+        self._call("POST", "/_emulator/faults", spec)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_emulator/faults")
+
+
+@dataclass
+class Operator:
+    """One ``dli-operator run`` process for one namespace."""
+
+    namespace: str
+    env: dict[str, str]
+    log: Path
+    extra: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Operator:
+        args = [*CLI, "run", "--namespace", self.namespace, "--liveness", "", *self.extra]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                args, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    port = free_port()
+    log = (tmp_path / "emulator.log").open("ab")
+    process = subprocess.Popen(
+        [*CLI, "emulator", "--port", str(port), "--start-seconds", "1", "--run-seconds", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        wait_for_port(port)
+        yield Emulator(port, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def operator_env(kube, emulator: Emulator) -> dict[str, str]:
+    """The environment of an operator that talks to this test's emulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
+    env.update(FAST)
+    env.update(
+        KUBECONFIG=str(kube.kubeconfig),
+        DLI_OPERATOR_DLI__ENDPOINT=emulator.url,
+        DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",
+        DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
+        DLI_OPERATOR_DLI__ACCESS_KEY=ACCESS_KEY,
+        DLI_OPERATOR_DLI__SECRET_KEY=SECRET_KEY,
+    )
+    return env
+
+
+@pytest.fixture
+def start_operator(
+    namespace: str, operator_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., Operator]]:
+    """Start operators for the test's namespace (all stopped at the end)."""
+    started: list[Operator] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> Operator:
+        log = tmp_path / f"operator-{len(started)}.log"
+        op = Operator(
+            namespace, {**operator_env, **(env or {})}, log, list(extra) or ["--standalone"]
+        )
+        started.append(op.start())
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., Operator]) -> Operator:
+    """One standalone operator for the test's namespace."""
+    return start_operator()
+
+
+class Jobs:
+    """DliBatchJobs of one namespace, through kubectl on the real API server."""
+
+    def __init__(self, kube, namespace: str) -> None:
+        self.kube, self.namespace = kube, namespace
+
+    def apply(self, name: str, spec: dict[str, Any]) -> None:
+        manifest = {
+            "apiVersion": "dli.dev/v1alpha1",
+            "kind": "DliBatchJob",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"queue": "default", "file": "obs://bucket/app.py", **spec},
+        }
+        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def get(self, name: str) -> dict[str, Any]:
+        out = self.kube.kubectl("get", "dlibatchjob", name, "-n", self.namespace, "-o", "json")
+        return dict(json.loads(out.stdout))
+
+    def exists(self, name: str) -> bool:
+        out = self.kube.kubectl("get", "dlibatchjob", name, "-n", self.namespace, check=False)
+        return out.returncode == 0
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def wait_phase(self, name: str, *phases: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status(name)
+            if status.get("phase") in phases:
+                return status
+            time.sleep(0.3)
+        raise AssertionError(f"{name} never reached {phases}; last status: {status}")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = self.kube.kubectl(
+            "get",
+            "events",
+            "-n",
+            self.namespace,
+            f"--field-selector=involvedObject.name={name}",
+            "-o",
+            "json",
+        )
+        return list(json.loads(out.stdout)["items"])
+
+    def patch(self, name: str, spec: dict[str, Any]) -> None:
+        body = json.dumps({"spec": spec})
+        self.kube.kubectl(
+            "patch", "dlibatchjob", name, "-n", self.namespace, "--type=merge", "-p", body
+        )
+
+    def delete(self, name: str, wait: bool = True) -> None:
+        self.kube.kubectl(
+            "delete",
+            "dlibatchjob",
+            name,
+            "-n",
+            self.namespace,
+            f"--wait={str(wait).lower()}",
+            "--timeout=60s",
+        )
+
+
+@pytest.fixture
+def jobs(kube, namespace: str) -> Jobs:
+    return Jobs(kube, namespace)
