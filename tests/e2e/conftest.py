@@ -79,7 +79,7 @@ class Emulator:
         return list(self._call("GET", "/_emulator/jobs")["jobs"])
 
     def created(self, name: str) -> list[dict[str, Any]]:
-        """DLI jobs submitted for one DliBatchJob (the operator names them ``<name>-<uid8>-<n>``)."""
+        """DLI jobs submitted for one DliBatchJob (named ``<name>-<uid8>-<attempt>``)."""
         return [j for j in self.jobs() if (j.get("name") or "").rsplit("-", 2)[0] == name]
 
     def fault(self, **spec: Any) -> None:
@@ -229,6 +229,17 @@ class Jobs:
             "json",
         )
         return list(json.loads(out.stdout)["items"])
+
+    def wait_events(
+        self, name: str, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """Events are posted asynchronously: wait until ``check`` holds for them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events(name)
+            if check(events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.3)
 
     def patch(self, name: str, spec: dict[str, Any]) -> None:
         body = json.dumps({"spec": spec})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 EMULATOR_OUTCOME = "spark.dli.emulator.outcome"
 FAIL_FIRST, FAIL_KEY = "spark.dli.emulator.failFirst", "spark.dli.emulator.key"
@@ -24,11 +25,13 @@ def test_a_job_runs_to_success_with_its_dli_fields_mirrored(jobs, emulator, oper
     assert status["state"] == "success"
     assert status["appId"].startswith("spark-")
     assert status["batchId"] == emulator.created("pi")[0]["id"]
-    assert status["createTime"].endswith("Z") and status["observedGeneration"] == 1
+    assert status["createTime"].endswith("Z")
+    assert status["observedGeneration"] == 1
     assert condition(status, "Failed")["status"] == "False"
     assert emulator.calls()["create"] == 1
-    reasons = [e["reason"] for e in jobs.events("pi")]
-    assert {"Submitting", "Starting", "Succeeded"} <= set(reasons)
+    wanted = {"Submitting", "Starting", "Succeeded"}
+    events = jobs.wait_events("pi", lambda evs: wanted <= {e["reason"] for e in evs})
+    assert wanted <= {e["reason"] for e in events}
 
 
 def test_a_dead_job_without_auto_recovery_fails_after_one_submission(jobs, emulator, operator):
@@ -47,7 +50,10 @@ def test_auto_recovery_resubmits_until_success(jobs, emulator, operator):
     assert [a["attempt"] for a in status["attempts"]] == [1, 2, 3]
     assert [a["state"] for a in status["attempts"]] == ["dead", "dead", "success"]
     assert len(emulator.created("flaky")) == 3
-    assert sum(e["reason"] == "RetryScheduled" for e in jobs.events("flaky")) == 2
+    retries = jobs.wait_events(
+        "flaky", lambda evs: sum(e["reason"] == "RetryScheduled" for e in evs) >= 2
+    )
+    assert sum(e["reason"] == "RetryScheduled" for e in retries) == 2
 
 
 def test_auto_recovery_gives_up_after_max_retry_times(jobs, emulator, operator):
@@ -62,10 +68,14 @@ def test_an_unknown_queue_fails_with_dli_code_in_condition_and_event(jobs, emula
     jobs.apply("lost", {"queue": "nosuch"})
     status = jobs.wait_phase("lost", "Failed")
     message = condition(status, "Failed")["message"]
-    assert "DLI.0002" in message and "nosuch" in message
+    assert "DLI.0002" in message
+    assert "nosuch" in message
     assert condition(status, "Submitted")["reason"] == "SubmitRejected"
-    warnings = [e for e in jobs.events("lost") if e["type"] == "Warning"]
-    assert any("DLI.0002" in e["message"] for e in warnings)
+
+    def rejected(events):
+        return any(e["type"] == "Warning" and "DLI.0002" in e["message"] for e in events)
+
+    assert rejected(jobs.wait_events("lost", rejected))
     assert emulator.created("lost") == []
 
 
@@ -122,8 +132,6 @@ def test_a_restart_after_everything_finished_makes_no_dli_call(
     operator.stop()
     before = emulator.calls()
     start_operator()
-    import time
-
     time.sleep(6)
     assert emulator.calls() == before
 
@@ -149,8 +157,6 @@ def test_active_deadline_cancels_and_fails(jobs, emulator, operator):
 
 def test_ttl_deletes_a_finished_job(jobs, emulator, operator):
     jobs.apply("brief", {"ttlSecondsAfterFinished": 1})
-    import time
-
     deadline = time.monotonic() + 60
     while jobs.exists("brief") and time.monotonic() < deadline:
         time.sleep(0.5)
