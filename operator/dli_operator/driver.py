@@ -402,7 +402,7 @@ def _announce(old: DliBatchJobStatus, new: DliBatchJobStatus, announce: Announce
         announce("Warning", reason, message)
     if new.phase != old.phase and new.phase is not None:
         kind = "Warning" if new.phase == Phase.FAILED else "Normal"
-        if kind == "Normal" or not (new.reason in WARNING_REASONS):
+        if kind == "Normal" or new.reason not in WARNING_REASONS:
             announce(kind, new.phase.value, _phase_message(new))
 
 
