@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down bench clean
+.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,5 +41,16 @@ cluster: $(VENV)/.installed control-plane
 cluster-down: $(VENV)/.installed
 	$(BIN)/dli-operator cluster down --workdir $(LOCAL)/cluster
 
-clean: cluster-down
+## The demo: control plane, CRD, emulator, operator and an example job, all in the background.
+dev: $(VENV)/.installed control-plane
+	hack/dev.sh up
+
+dev-down: $(VENV)/.installed
+	hack/dev.sh down
+
+## Regenerate the tables in README.md from the settings and the spec mapping.
+docs: $(VENV)/.installed
+	$(BIN)/python hack/render_docs.py
+
+clean: dev-down
 	rm -rf $(LOCAL) $(VENV)

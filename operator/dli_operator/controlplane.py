@@ -74,7 +74,7 @@ def start(workdir: Path, *, detached: bool = False, bin_dir: Path | None = None)
     bin_dir = bin_dir or find_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     pki = _write_pki(workdir / "pki")
-    etcd_port, peer_port, api_port = _free_ports(3)
+    etcd_port, peer_port, api_port = _ports(workdir)
     launch = _launcher(workdir, detached)
     pids = {"etcd": launch("etcd", _etcd_args(bin_dir, workdir, etcd_port, peer_port))}
     try:
@@ -212,6 +212,17 @@ def _wait_ready(plane: ControlPlane, pki: dict[str, Path], pids: dict[str, int])
             last = str(exc)
         time.sleep(0.5)
     raise TimeoutError(f"kube-apiserver not ready after {START_TIMEOUT_SECONDS}s: {last}")
+
+
+def _ports(workdir: Path) -> list[int]:
+    """Free ports, chosen once per workdir: a restarted etcd keeps the peer URL it stored."""
+    saved = workdir / "ports.json"
+    if saved.exists():
+        ports: list[int] = json.loads(saved.read_text())
+        return ports
+    ports = _free_ports(3)
+    saved.write_text(json.dumps(ports))
+    return ports
 
 
 def _free_ports(count: int) -> list[int]:

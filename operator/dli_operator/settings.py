@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DliSettings(BaseModel):
     """How to reach DLI when a DliBatchJob does not say otherwise."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     endpoint: str | None = None
     """Explicit DLI endpoint URL; overrides ``region``. Example: ``http://127.0.0.1:8099``."""
@@ -39,14 +41,16 @@ class DliSettings(BaseModel):
     max_connections: int = Field(20, ge=1)
     """Connections kept open per DLI endpoint."""
     requests_per_second: float = Field(10.0, gt=0)
-    """Client-side limit of DLI requests per endpoint and project (DLI publishes none; APIG
-    throttles per user per minute, dli-api.md section 3)."""
+    """Client-side limit of DLI requests per endpoint and project. DLI publishes none, but its
+    API gateway throttles per user per minute (APIG.0308)."""
     burst: int = Field(20, ge=1)
     """Requests allowed at once above the steady rate."""
 
 
 class ReconcileSettings(BaseModel):
     """How the operator drives jobs."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     poll_interval_seconds: float = Field(10.0, gt=0)
     """How often a running job's state is refreshed (Airflow's DLI trigger polls every 10 s)."""
@@ -66,6 +70,8 @@ class ReconcileSettings(BaseModel):
 
 class MetricsSettings(BaseModel):
     """Prometheus metrics."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     port: int = Field(9090, ge=0, le=65535)
     """Port of the ``/metrics`` endpoint; 0 turns it off."""
@@ -97,3 +103,22 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, validated once."""
     return Settings()
+
+
+def settings_table_markdown() -> str:
+    """Every ``DLI_OPERATOR_*`` variable with its default and meaning, for the README."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for group, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        for name, field in model.model_fields.items():
+            variable = f"`DLI_OPERATOR_{group.upper()}__{name.upper()}`"
+            text = " ".join((field.description or "").split()).replace("``", "`")
+            rows.append(f"| {variable} | {_shown(field.default)} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown(default: object) -> str:
+    if default is None:
+        return ""
+    return f"`{str(default).lower() if isinstance(default, bool) else default}`"

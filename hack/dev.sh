@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The demo behind `make dev` / `make dev-down`: a control plane (or the cluster in $KUBECONFIG),
+# the CRD, the DLI emulator on 127.0.0.1:8099, the operator, and an example job.
+# Running `up` again restarts only what is not running; the emulator keeps its jobs in a state
+# file and the control plane keeps etcd's data, so nothing is lost.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LOCAL=.local
+BIN=.venv/bin
+KCFG=$LOCAL/kubeconfig
+EMULATOR_PORT=8099
+PROJECT_ID=0123456789abcdef0123456789abcdef
+mkdir -p "$LOCAL"
+
+say() { printf '[dev] %s\n' "$*"; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+kc() { kubectl --kubeconfig "$KCFG" "$@"; }
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.2
+  done
+  say "nothing listens on 127.0.0.1:$1; see $LOCAL/*.log"; return 1
+}
+
+cluster_up() {
+  if [ -n "${KUBECONFIG:-}" ] && kubectl get --raw /readyz >/dev/null 2>&1; then
+    say "using the cluster in KUBECONFIG=$KUBECONFIG"
+    kubectl config view --raw --minify > "$KCFG"
+  elif kc get --raw /readyz >/dev/null 2>&1; then
+    say "control plane already running"
+  else
+    "$BIN/dli-operator" cluster up --workdir "$LOCAL/cluster" --kubeconfig "$KCFG"
+  fi
+  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml >/dev/null
+  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev --timeout=60s >/dev/null
+}
+
+emulator_up() {
+  if alive "$LOCAL/emulator.pid"; then say "emulator already running"; return; fi
+  nohup "$BIN/dli-operator" emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
+    --project-id "$PROJECT_ID" --state-file "$LOCAL/emulator-state.json" \
+    >> "$LOCAL/emulator.log" 2>&1 &
+  echo $! > "$LOCAL/emulator.pid"
+  wait_for_port "$EMULATOR_PORT"
+  say "emulator on http://127.0.0.1:$EMULATOR_PORT (control API: /_emulator/jobs)"
+}
+
+operator_up() {
+  if alive "$LOCAL/operator.pid"; then say "operator already running"; return; fi
+  KUBECONFIG="$KCFG" \
+  DLI_OPERATOR_DLI__ENDPOINT="http://127.0.0.1:$EMULATOR_PORT" \
+  DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT=true \
+  DLI_OPERATOR_DLI__PROJECT_ID="$PROJECT_ID" \
+  DLI_OPERATOR_DLI__ACCESS_KEY=EMULATORAK \
+  DLI_OPERATOR_DLI__SECRET_KEY=EMULATORSK \
+  DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=2 \
+  nohup "$BIN/dli-operator" run --all-namespaces --standalone \
+    --liveness http://127.0.0.1:8080/healthz >> "$LOCAL/operator.log" 2>&1 &
+  echo $! > "$LOCAL/operator.pid"
+  say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
+}
+
+example_up() {
+  kc apply -n default -f examples/sparkpi.yaml >/dev/null
+  for _ in $(seq 1 120); do
+    batch=$(kc get dlibatchjob sparkpi -n default -o jsonpath='{.status.batchId}' 2>/dev/null || true)
+    if [ -n "$batch" ]; then
+      say "example job sparkpi submitted as DLI batch $batch"
+      say "watch it:  kubectl --kubeconfig $KCFG get dlibatchjobs -w"
+      return 0
+    fi
+    sleep 0.5
+  done
+  say "sparkpi was not submitted within 60 s; see $LOCAL/operator.log"; return 1
+}
+
+stop() {
+  if alive "$1"; then
+    kill "$(cat "$1")"
+    for _ in $(seq 1 100); do alive "$1" || break; sleep 0.1; done
+    say "stopped $(basename "$1" .pid)"
+  fi
+  rm -f "$1"
+}
+
+case "${1:-up}" in
+  up) cluster_up; emulator_up; operator_up; example_up ;;
+  down)
+    stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
+    "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"
+    ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
