@@ -20,8 +20,8 @@ control-plane:
 	hack/build-control-plane.sh >/dev/null
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff format --check operator tests hack
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -1,4 +1,4 @@
-"""Rewrite the generated tables in README.md (``make docs``); a unit test checks they are current."""
+"""Rewrite the generated tables in README.md (``make docs``); a unit test keeps them current."""
 
 from __future__ import annotations
 

@@ -110,7 +110,8 @@ def settings_table_markdown() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for group, info in Settings.model_fields.items():
         model = info.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
         for name, field in model.model_fields.items():
             variable = f"`DLI_OPERATOR_{group.upper()}__{name.upper()}`"
             text = " ".join((field.description or "").split()).replace("``", "`")

@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _render_module():
     spec = importlib.util.spec_from_file_location("render_docs", REPO / "hack" / "render_docs.py")
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
