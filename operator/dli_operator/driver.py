@@ -40,6 +40,8 @@ Announce = Callable[[str, str, str], None]
 BLOCKED_RETRY_SECONDS = 30.0
 # An error status nobody can act on soon (e.g. a malformed object) is looked at again this late.
 IDLE_SECONDS = 300.0
+# A submission expected to wait at least this long for a rate-limit slot says so in its status.
+QUEUE_NOTICE_SECONDS = 2.0
 # Reasons whose conditions are errors: announced as Warning Events when they appear.
 WARNING_REASONS = frozenset(
     {
@@ -213,9 +215,17 @@ class Driver:
             found = await self._find(job, action.job_name, dli)
             if found is not None:
                 metrics.SUBMISSIONS.labels("adopted").inc()
-                new = reconcile.accepted(job.status, found, adopted=True, now=self.clock())
+                auto_recovery, max_retries = _recovery(job)
+                new = reconcile.accepted(
+                    job.status,
+                    found,
+                    adopted=True,
+                    now=self.clock(),
+                    auto_recovery=auto_recovery,
+                    max_retries=max_retries,
+                )
                 await self._write(job, new, announce)
-                return self.interval
+                return None if _final(new) else self.interval
         if deleting or job.spec.suspend:
             # Nothing was sent for this intent: drop it instead of submitting.
             reason = Reason.DELETED if deleting else Reason.SUSPENDED
@@ -229,7 +239,7 @@ class Driver:
     ) -> float | None:
         uid, attempt = job.metadata.uid or "", action.attempt
         request = to_request(job.spec, job_name=action.job_name)
-        await dli.limiter.acquire()
+        job = await self._wait_turn(job, dli, announce)
         try:
             created = await dli.client.create_batch(request)
         except errors.DliError as exc:
@@ -243,6 +253,17 @@ class Driver:
         new = reconcile.accepted(job.status, created, adopted=False, now=self.clock())
         await self._write(job, new, announce)
         return self.interval
+
+    async def _wait_turn(self, job: DliBatchJob, dli: Dli, announce: Announce) -> DliBatchJob:
+        """Wait for a DLI request slot; a long wait is shown on the job first."""
+        expected = dli.limiter.expected_wait()
+        if expected >= QUEUE_NOTICE_SECONDS:
+            ahead = dli.limiter.waiting
+            msg = f"waiting for a DLI request slot: about {expected:.0f}s, {ahead} requests ahead"
+            new = reconcile.blocked(job.status, Reason.QUEUED, msg, self.clock())
+            job = await self._write(job, new, announce)
+        await dli.limiter.acquire()
+        return job
 
     async def _find(self, job: DliBatchJob, name: str, dli: Dli) -> BatchJob | None:
         """The DLI job of a stored intent, if the POST reached DLI before we lost track."""
@@ -271,18 +292,13 @@ class Driver:
         if remote is None:
             await dli.limiter.acquire()
             remote = await dli.client.get_batch(batch_id)
-        spec = job.spec
-        max_retries = (
-            reconcile.DEFAULT_MAX_RETRY_TIMES
-            if spec.max_retry_times is None
-            else spec.max_retry_times
-        )
+        auto_recovery, max_retries = _recovery(job)
         new = reconcile.observed(
             job.status,
             remote,
             now=self.clock(),
             policy=self.policy,
-            auto_recovery=bool(spec.auto_recovery),
+            auto_recovery=auto_recovery,
             max_retries=max_retries,
         )
         if is_terminal(remote.state):
@@ -370,6 +386,14 @@ class Driver:
 
 def _final(status: DliBatchJobStatus) -> bool:
     return status.phase is not None and status.phase.is_final
+
+
+def _recovery(job: DliBatchJob) -> tuple[bool, int]:
+    """Whether a dead attempt is resubmitted, and at most how many times."""
+    limit = job.spec.max_retry_times
+    return bool(job.spec.auto_recovery), (
+        reconcile.DEFAULT_MAX_RETRY_TIMES if limit is None else limit
+    )
 
 
 def _version(body: Mapping[str, Any]) -> int | None:

@@ -47,6 +47,12 @@ class RateLimiter:
         self._tat += 1.0 / self.rate
         return wait
 
+    def expected_wait(self) -> float:
+        """How long a caller asking now would wait (without reserving anything)."""
+        now = self._clock()
+        tolerance = (self.burst - 1) / self.rate
+        return max(0.0, max(self._tat, now) - tolerance - now)
+
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the seconds waited."""
         wait = self.reserve()
@@ -62,7 +68,9 @@ class RateLimiter:
         """DLI said 429: halve the rate and hold everyone back for ``retry_after``."""
         self.rate = max(MIN_RATE_PER_SECOND, self.rate / 2)
         if retry_after:
-            self._tat = max(self._tat, self._clock() + retry_after)
+            # Past the burst allowance too, or the next ``burst - 1`` callers would not wait.
+            tolerance = (self.burst - 1) / self.rate
+            self._tat = max(self._tat, self._clock() + retry_after + tolerance)
 
     def succeeded(self) -> None:
         """A request went through: recover part of the configured rate."""

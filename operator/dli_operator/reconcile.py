@@ -74,6 +74,7 @@ class Reason:
     CREDENTIALS = "CredentialsUnavailable"
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     RATE_LIMITED = "RateLimited"
+    QUEUED = "WaitingForRequestSlot"
 
 
 @dataclass(frozen=True)
@@ -217,9 +218,18 @@ def intended(
 
 
 def accepted(
-    status: DliBatchJobStatus, remote: BatchJob, *, adopted: bool, now: datetime
+    status: DliBatchJobStatus,
+    remote: BatchJob,
+    *,
+    adopted: bool,
+    now: datetime,
+    auto_recovery: bool = False,
+    max_retries: int = 0,
 ) -> DliBatchJobStatus:
-    """DLI has the attempt (just created, or found after a restart): record it."""
+    """DLI has the attempt (just created, or found after a restart): record it.
+
+    An adopted attempt may have ended while nobody watched; a dead one is retried like any other.
+    """
     sub = status.submission
     new = status.model_copy(deep=True)
     attempt = sub.attempt if sub else current_attempt(status) + 1
@@ -235,7 +245,9 @@ def accepted(
     reason = Reason.ADOPTED if adopted else Reason.SUBMITTED
     msg = f"DLI batch {remote.id} holds attempt {attempt}"
     set_condition(new, ConditionType.SUBMITTED, True, reason, msg, now)
-    return observed(new, remote, now=now, policy=None, auto_recovery=False, max_retries=0)
+    return observed(
+        new, remote, now=now, policy=None, auto_recovery=auto_recovery, max_retries=max_retries
+    )
 
 
 def observed(

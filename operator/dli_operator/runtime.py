@@ -12,11 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import httpx
+
 from dli_operator import metrics
 from dli_operator.dli.auth import AkSkAuth, Credentials
 from dli_operator.dli.client import DliClient, checked_endpoint, endpoint_for_region
 from dli_operator.dli.models import BatchJob
-from dli_operator.kubeapi import KubeApi
+from dli_operator.dli.retries import RetryPolicy
+from dli_operator.kubeapi import KubeApi, KubeApiError
 from dli_operator.polling import BatchCache
 from dli_operator.ratelimit import RateLimiter
 from dli_operator.resources.batchjob import DliBatchJobSpec
@@ -47,9 +50,19 @@ class Dli:
 class Runtime:
     """Long-lived state shared by all handlers of one operator process."""
 
-    def __init__(self, settings: Settings, kube: KubeApi) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kube: KubeApi,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
         self.settings = settings
         self.kube = kube
+        # Passed to every DliClient: a proxy-aware or in-process transport, a retry policy.
+        self._transport = transport
+        self._retry_policy = retry_policy
         self._limiters: dict[Target, RateLimiter] = {}
         self._dli: dict[tuple[Target, str], Dli] = {}
         self._credentials: dict[str, Credentials] = {}
@@ -120,7 +133,16 @@ class Runtime:
         cached = self._secrets.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        data = await self.kube.read_secret(namespace, name)
+        try:
+            data = await self.kube.read_secret(namespace, name)
+        except KubeApiError as exc:
+            if exc.status != 403:
+                raise
+            # Least privilege: Secret reads are granted per namespace (docs/install.md).
+            raise ConfigurationError(
+                f"the operator may not read Secret {namespace}/{name}: bind the ClusterRole "
+                f"dli-operator-secret-reader in namespace {namespace}"
+            ) from exc
         ttl = self.settings.reconcile.secret_cache_seconds if data is not None else 0.0
         self._secrets[key] = (time.monotonic() + ttl, data)
         return data
@@ -143,6 +165,8 @@ class Runtime:
             connect_timeout_seconds=cfg.connect_timeout_seconds,
             max_connections=cfg.max_connections,
             on_call=observe,
+            transport=self._transport,
+            retry_policy=self._retry_policy,
         )
         page = self.settings.reconcile.list_page_size
 

@@ -23,6 +23,8 @@ import pytest
 import yaml
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
+DEPLOY_BASE = Path(__file__).resolve().parents[2] / "deploy" / "base"
+SYSTEM_NAMESPACE = "dli-operator-system"
 ACCESS_KEY, SECRET_KEY = "EMULATORAK", "EMULATORSK"
 CLI = [str(Path(sys.executable).parent / "dli-operator")]
 # Fast loops so end-to-end tests take seconds: poll every second, retry after a second.
@@ -74,6 +76,10 @@ class Emulator:
 
     def calls(self) -> dict[str, int]:
         return dict(self._call("GET", "/_emulator/calls")["calls"])
+
+    def outcomes(self) -> dict[str, dict[str, int]]:
+        """Answers per operation: ``{"list": {"200": 9, "503": 2}, ...}``."""
+        return dict(self._call("GET", "/_emulator/calls")["outcomes"])
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/_emulator/jobs")["jobs"])
@@ -140,13 +146,40 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
         process.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def operator_kubeconfig(kube) -> Path:
+    """A kubeconfig holding a token of the operator's ServiceAccount under deploy/base's RBAC.
+
+    Every end-to-end operator runs with it, not as admin, so each test also proves the RBAC
+    in deploy/ is enough (least privilege, issue 7).
+    """
+    for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
+        kube.kubectl("apply", "--server-side", "-f", str(DEPLOY_BASE / name))
+    token = kube.kubectl(
+        "create", "token", "dli-operator", "-n", SYSTEM_NAMESPACE, "--duration=6h"
+    ).stdout.strip()
+    return kube.with_token(token, "dli-operator").kubeconfig
+
+
 @pytest.fixture
-def operator_env(kube, emulator: Emulator) -> dict[str, str]:
+def operator_env(
+    kube, namespace: str, emulator: Emulator, operator_kubeconfig: Path
+) -> dict[str, str]:
     """The environment of an operator that talks to this test's emulator."""
+    # Jobs in this namespace may use credentialsSecretRef: grant Secret reads here only.
+    kube.kubectl(
+        "create",
+        "rolebinding",
+        "dli-operator-secret-reader",
+        "-n",
+        namespace,
+        "--clusterrole=dli-operator-secret-reader",
+        f"--serviceaccount={SYSTEM_NAMESPACE}:dli-operator",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
     env.update(FAST)
     env.update(
-        KUBECONFIG=str(kube.kubeconfig),
+        KUBECONFIG=str(operator_kubeconfig),
         DLI_OPERATOR_DLI__ENDPOINT=emulator.url,
         DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",
         DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
@@ -262,3 +295,43 @@ class Jobs:
 @pytest.fixture
 def jobs(kube, namespace: str) -> Jobs:
     return Jobs(kube, namespace)
+
+
+@dataclass
+class Audit:
+    """What DLI holds for each DliBatchJob of the namespace, checked against its status."""
+
+    jobs: Jobs
+    emulator: Emulator
+
+    def one_batch_per_attempt(self) -> dict[str, dict[str, Any]]:
+        """Assert every job has exactly one DLI batch per recorded attempt; return the statuses.
+
+        DLI batches are named ``<name>-<uid8>-<attempt>``: a duplicated attempt number, a batch
+        no attempt records, or an attempt without its batch all fail the check.
+        """
+        out = self.jobs.kube.kubectl("get", "dlibatchjobs", "-n", self.jobs.namespace, "-o", "json")
+        items = json.loads(out.stdout)["items"]
+        owners = {(o["metadata"]["name"], o["metadata"]["uid"].replace("-", "")[:8]) for o in items}
+        batches: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for batch in self.emulator.jobs():
+            name, uid8, attempt = batch["name"].rsplit("-", 2)
+            assert (name, uid8) in owners, f"DLI batch {batch['name']} belongs to no DliBatchJob"
+            batches.setdefault((name, uid8), []).append((int(attempt), batch["id"]))
+        statuses: dict[str, dict[str, Any]] = {}
+        for item in items:
+            name, uid8 = item["metadata"]["name"], item["metadata"]["uid"].replace("-", "")[:8]
+            status = item.get("status") or {}
+            recorded = sorted((a["attempt"], a["batchId"]) for a in status.get("attempts", []))
+            held = sorted(batches.get((name, uid8), []))
+            numbers = [n for n, _ in held]
+            assert len(numbers) == len(set(numbers)), f"{name}: an attempt submitted twice: {held}"
+            assert held == recorded, f"{name}: DLI holds {held}, status records {recorded}"
+            assert numbers == list(range(1, len(held) + 1)), f"{name}: attempts {numbers}"
+            statuses[name] = status
+        return statuses
+
+
+@pytest.fixture
+def audit(jobs: Jobs, emulator: Emulator) -> Audit:
+    return Audit(jobs, emulator)
