@@ -138,7 +138,6 @@ class Driver:
 
     def _forget(self, uid: str) -> None:
         self.ledger.forget(uid)
-        metrics.record_phase(uid, None)
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -354,7 +353,6 @@ class Driver:
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
-        metrics.record_phase(meta.uid or "", new.phase.value if new.phase else None)
         _announce(job.status, new, announce)
         return job.model_copy(update={"status": new})
 

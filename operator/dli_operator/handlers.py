@@ -6,6 +6,7 @@
 - ``cancel`` (on delete): cancels the running attempt per ``deletionPolicy``.
 - ``nudge`` (on changes of ``suspend``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``):
   wakes the daemons, which apply the change.
+- ``count`` (every watch event): keeps the jobs-by-phase metric exact.
 - ``expire`` (a daemon per finished job with ``ttlSecondsAfterFinished``): deletes it when due.
 """
 
@@ -114,6 +115,13 @@ async def cancel(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def nudge(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event := memo.wakeups.get(body.meta.uid):
         event.set()
+
+
+@kopf.on.event(*RESOURCE, id="count")
+def count(type: str, body: kopf.Body, **_: Any) -> None:
+    # Every watch event, so the by-phase gauge is exact after a restart too.
+    phase = None if type == "DELETED" else body.status.get("phase", "Pending")
+    metrics.record_phase(body.meta.uid or "", phase)
 
 
 @kopf.daemon(*RESOURCE, id="expire", when=_expirable, cancellation_timeout=5.0)
