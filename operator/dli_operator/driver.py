@@ -161,7 +161,11 @@ class Driver:
                     return None if _final(status) else self.interval
                 case _:
                     dli = await self.runtime.dli_for(job.metadata.namespace or "", job.spec)
-                    return await self._remote(job, action, dli, announce, deleting=deleting)
+                    try:
+                        return await self._remote(job, action, dli, announce, deleting=deleting)
+                    except errors.DliThrottled as exc:
+                        dli.limiter.pause(exc.retry_after)  # everyone waits, not just this job
+                        raise
         except ConfigurationError as exc:
             if raise_errors:
                 raise
@@ -247,7 +251,6 @@ class Driver:
                 self.ledger.unposted.discard((uid, attempt))
             raise
         self.ledger.unposted.discard((uid, attempt))
-        dli.limiter.succeeded()
         metrics.SUBMISSIONS.labels("posted").inc()
         new = reconcile.accepted(job.status, created, adopted=False, now=self.clock())
         await self._write(job, new, announce)

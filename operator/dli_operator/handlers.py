@@ -48,6 +48,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own Events say what happened; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    settings.peering.lifetime = config.peering.lifetime_seconds
     kube = KubeApi.from_connection(_login(settings))
     runtime = Runtime(config, kube)
     policy = reconcile.Policy(

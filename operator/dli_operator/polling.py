@@ -5,6 +5,11 @@ jobs that trips throttling (the ACK JobRun lesson, anchors-operators.md section 
 first job to ask after the view went stale refreshes it with paged list calls filtered by
 queue and by the oldest create time still of interest; everyone else asking in the same
 interval is served from memory. A job the list did not show is the caller's to GET.
+
+A refresh also keeps the jobs created in the last few intervals that nobody has asked about
+yet: a job is first polled one interval after its submission, usually just after some other
+job's refresh listed it, and without them every new job would cost one GET (a burst of 10,000
+submissions, 10,000 GETs: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -42,10 +47,13 @@ class BatchCache:
         interval_seconds: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._lister = lister
         self._interval = interval_seconds
         self._clock = clock
+        # DLI's create times are epoch milliseconds: "recent" is judged by the wall clock.
+        self._wall = wall
         self._views: dict[str, _QueueView] = {}
 
     async def lookup(self, queue: str, batch_id: str, created_ms: int | None) -> BatchJob | None:
@@ -76,5 +84,11 @@ class BatchCache:
         starts = [created for created, _ in view.interest.values() if created is not None]
         start = min(starts) - START_SLACK_MS if starts else None
         jobs = await self._lister(queue, start)
-        view.jobs = {job.id: job for job in jobs if job.id in view.interest}
+        recent_ms = (self._wall() - self._interval * INTEREST_EXPIRY_INTERVALS) * 1000
+        recent_ms -= START_SLACK_MS
+        view.jobs = {
+            job.id: job
+            for job in jobs
+            if job.id in view.interest or (job.create_time or 0) >= recent_ms
+        }
         view.refreshed_at = self._clock()

@@ -64,13 +64,17 @@ class RateLimiter:
                 self.waiting -= 1
         return wait
 
-    def throttled(self, retry_after: float | None) -> None:
+    def throttled(self, retry_after: float | None = None) -> None:
         """DLI said 429: halve the rate and hold everyone back for ``retry_after``."""
         self.rate = max(MIN_RATE_PER_SECOND, self.rate / 2)
-        if retry_after:
+        self.pause(retry_after)
+
+    def pause(self, seconds: float | None) -> None:
+        """Hold every caller back for ``seconds`` (a ``Retry-After``), keeping the rate."""
+        if seconds:
             # Past the burst allowance too, or the next ``burst - 1`` callers would not wait.
             tolerance = (self.burst - 1) / self.rate
-            self._tat = max(self._tat, self._clock() + retry_after + tolerance)
+            self._tat = max(self._tat, self._clock() + seconds + tolerance)
 
     def succeeded(self) -> None:
         """A request went through: recover part of the configured rate."""

@@ -156,8 +156,11 @@ class Runtime:
 
         def observe(operation: str, outcome: str, seconds: float) -> None:
             metrics.record_api_call(operation, outcome, seconds)
+            # Every attempt steers the shared rate; the driver adds Retry-After pauses.
             if outcome == "throttled":
-                limiter.throttled(None)
+                limiter.throttled()
+            elif outcome == "success":
+                limiter.succeeded()
 
         client = DliClient(
             project_id=target.project_id,

@@ -77,6 +77,16 @@ class MetricsSettings(BaseModel):
     """Port of the ``/metrics`` endpoint; 0 turns it off."""
 
 
+class PeeringSettings(BaseModel):
+    """kopf peering between replicas (``dli-operator run --peering NAME --priority N``)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    lifetime_seconds: int = Field(60, ge=1)
+    """How long a replica's keep-alive counts: a standby takes over at most this long after the
+    active replica died. Replicas renew it a few seconds before it runs out (kopf's default 60)."""
+
+
 class Settings(BaseSettings):
     """All of the operator's settings."""
 
@@ -87,6 +97,7 @@ class Settings(BaseSettings):
     dli: DliSettings = DliSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
+    peering: PeeringSettings = PeeringSettings()
 
     @model_validator(mode="after")
     def _endpoint_is_safe(self) -> Settings:

@@ -189,3 +189,18 @@ async def test_a_forgotten_job_is_dropped_from_the_view_and_the_window(
 async def test_forgetting_in_an_unknown_queue_is_harmless(cache: BatchCache) -> None:
     cache.forget("nowhere", A)
     assert await cache.lookup("nowhere", A, None) is None
+
+
+async def test_a_job_created_recently_is_kept_for_its_first_poll(
+    lister: Lister, clock: Clock
+) -> None:
+    wall = 2_000_000.0
+    cache = BatchCache(lister, INTERVAL, clock=clock, wall=lambda: wall)
+    new = "3a324461-d9d9-45da-a52a-3b3c7a3d809e"
+    old = "4a324461-d9d9-45da-a52a-3b3c7a3d809e"
+    for batch_id, created_s in ((new, wall - INTERVAL), (old, wall - 3600)):
+        job = {"id": batch_id, "state": "starting", "queue": "q1", "create_time": created_s * 1000}
+        lister.jobs["q1"].append(BatchJob.model_validate(job))
+    await poll_all(cache, A)
+    assert [job.id if job else None for job in await poll_all(cache, new, old)] == [new, None]
+    assert len(lister.calls) == 1, "served from the one refresh, no GET needed for the new job"
