@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 Announce = Callable[[str, str, str], None]
 """``announce(type, reason, message)``: post a Kubernetes Event on the job."""
 
-# A user must fix these (credentials, configuration); look again at this pace.
-BLOCKED_RETRY_SECONDS = 30.0
 # An error status nobody can act on soon (e.g. a malformed object) is looked at again this late.
 IDLE_SECONDS = 300.0
 # A submission expected to wait at least this long for a rate-limit slot says so in its status.
@@ -97,6 +95,7 @@ class Driver:
         self.ledger = Ledger()
         self.interval = runtime.settings.reconcile.poll_interval_seconds
         self.error_backoff = runtime.settings.reconcile.error_backoff_seconds
+        self.blocked_retry = runtime.settings.reconcile.blocked_retry_seconds
 
     async def step(self, body: Mapping[str, Any], announce: Announce) -> float | None:
         """One reconcile step; the seconds until the next one, or None once the job is final."""
@@ -172,7 +171,7 @@ class Driver:
             job = self._latest(job)
             new = reconcile.blocked(job.status, Reason.CREDENTIALS, str(exc), self.clock())
             await self._write(job, new, announce)
-            return BLOCKED_RETRY_SECONDS
+            return self.blocked_retry
         except errors.DliError as exc:
             if raise_errors:
                 raise
@@ -326,7 +325,7 @@ class Driver:
         code, message = _describe(exc)
         if isinstance(exc, errors.DliAuthError):
             new = reconcile.blocked(job.status, Reason.AUTHENTICATION_FAILED, message, now)
-            delay = BLOCKED_RETRY_SECONDS
+            delay = self.blocked_retry
         elif isinstance(exc, errors.DliThrottled):
             new = reconcile.blocked(job.status, Reason.RATE_LIMITED, message, now)
             delay = exc.retry_after or self.error_backoff

@@ -64,6 +64,8 @@ class ReconcileSettings(BaseModel):
     """First delay after a transient DLI error (5xx, timeout, throttling)."""
     adopt_window_seconds: float = Field(600.0, gt=0)
     """How far before a recorded submission intent to look for the job when adopting it."""
+    blocked_retry_seconds: float = Field(30.0, gt=0)
+    """How soon a job blocked on credentials or configuration (a user must act) is retried."""
     secret_cache_seconds: float = Field(30.0, ge=0)
     """How long a credentials Secret is cached; rotation is picked up after at most this long."""
 

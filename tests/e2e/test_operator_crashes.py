@@ -91,6 +91,17 @@ def wait_all_final(kube, namespace: str, count: int, timeout: float) -> dict[str
     raise AssertionError(f"jobs never finished: {unfinished}")
 
 
+def wait_reason(kube, namespace: str, reason: str, timeout: float = 30.0) -> None:
+    """Wait for a Warning Event with ``reason`` on any job of the namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = kube.kubectl("get", "events", "-n", namespace, "-o", "json")
+        if reason in {e["reason"] for e in json.loads(out.stdout)["items"]}:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no job reported {reason} within {timeout}s")
+
+
 def test_sigkill_at_random_moments_loses_no_job_and_submits_no_attempt_twice(
     kube, namespace, emulator, start_operator, audit
 ):
@@ -120,9 +131,15 @@ def test_sigkill_at_random_moments_loses_no_job_and_submits_no_attempt_twice(
         assert len(statuses[name]["attempts"]) == attempts, f"{name}: {statuses[name]}"
     calls = emulator.calls()
     assert calls["create"] == sum(attempts for _, _, attempts in planned.values())
+    adopted = sum(
+        c["type"] == "Submitted" and c["reason"] == "Adopted"
+        for status in statuses.values()
+        for c in status["conditions"]
+    )
     print(
         f"{KILLS} SIGKILLs in {killed_after:.0f}s; at the last kill DLI had {calls_at_last_kill}; "
-        f"all {JOBS} jobs final {time.monotonic() - started:.0f}s after the start; calls {calls}"
+        f"all {JOBS} jobs final {time.monotonic() - started:.0f}s after the start; calls {calls}; "
+        f"{adopted} jobs had their last attempt adopted after a kill"
     )
 
 
@@ -137,23 +154,23 @@ def test_a_dli_storm_on_polling_delays_running_jobs_but_loses_and_doubles_none(
         apply_all(kube, namespace, {name: {"autoRecovery": True, "maxRetryTimes": 2, "conf": conf}})
     for name in names:
         jobs.wait_phase(name, "Running", timeout=60)
-    storm = [
-        {"operation": "list", "action": "respond", "status": 503, "times": 4},
-        {"operation": "show", "action": "respond", "status": 500, "times": 4},
-        {
-            "operation": "list",
-            "action": "respond",
-            "status": 502,
-            "times": 2,
-            "body": {"error_code": "APIG.0202", "error_msg": "Backend timeout"},
-        },
-        {"operation": "list", "action": "throttle", "rate": 0.5, "retryAfter": 1},
-        {"operation": "show", "action": "throttle", "rate": 0.5, "retryAfter": 1},
-    ]
-    for rule in storm:
-        emulator.fault(**rule)
-    time.sleep(6)
+    # More failures in a row than the client's own retries absorb, so the driver sees them:
+    # first server errors, then throttling, each until the jobs say so.
+    emulator.fault(operation="list", action="respond", status=503, times=6)
+    emulator.fault(
+        operation="list",
+        action="respond",
+        status=502,
+        times=2,
+        body={"error_code": "APIG.0202", "error_msg": "Backend timeout"},
+    )
+    emulator.fault(operation="show", action="respond", status=500, times=4)
+    wait_reason(kube, namespace, "DliUnavailable")
+    emulator.fault(operation="list", action="throttle", rate=1, retryAfter=1)
+    emulator.fault(operation="show", action="throttle", rate=0.5, retryAfter=1)
+    wait_reason(kube, namespace, "RateLimited")
     emulator.clear_faults()
+    calmed = time.monotonic()
     final = wait_all_final(kube, namespace, len(names), timeout=90)
 
     assert set(final.values()) == {"Succeeded"}, final
@@ -162,4 +179,5 @@ def test_a_dli_storm_on_polling_delays_running_jobs_but_loses_and_doubles_none(
         assert len(statuses[name]["attempts"]) == (2 if i % 3 == 0 else 1), statuses[name]
     outcomes = emulator.outcomes()
     assert {"503", "502", "429"} <= set(outcomes["list"]), outcomes
+    print(f"all jobs final {time.monotonic() - calmed:.1f}s after the storm; outcomes {outcomes}")
     assert emulator.calls()["create"] == len(names) + len(names[::3])

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from dli_operator import reconcile
 from dli_operator.dli.retries import NO_RETRIES
-from dli_operator.driver import BLOCKED_RETRY_SECONDS, Driver
+from dli_operator.driver import Driver
 from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.gateway import ConnectionDropped
@@ -445,7 +445,7 @@ async def test_a_rejected_signature_blocks_the_job_until_the_secret_is_fixed(
 ) -> None:
     op.kube.secrets["dli"] = {"accessKey": emulator_config.access_key, "secretKey": "wrong"}
     op.create(credentialsSecretRef={"name": "dli"})
-    assert await op.step() == BLOCKED_RETRY_SECONDS
+    assert await op.step() == op.driver.blocked_retry
     status = op.status()
     assert status["phase"] == "Submitting"
     assert "reason" not in status, "not a failure: the user can fix it"
@@ -463,7 +463,7 @@ async def test_a_missing_secret_reports_credentials_unavailable_without_calling_
     op: Harness, log: Log
 ) -> None:
     op.create(credentialsSecretRef={"name": "absent"})
-    assert await op.step() == BLOCKED_RETRY_SECONDS
+    assert await op.step() == op.driver.blocked_retry
     status = op.status()
     assert status["phase"] == "Pending"
     submitted = op.condition("Submitted")
