@@ -222,14 +222,28 @@ class Jobs:
     def __init__(self, kube, namespace: str) -> None:
         self.kube, self.namespace = kube, namespace
 
-    def apply(self, name: str, spec: dict[str, Any]) -> None:
-        manifest = {
+    def manifest(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A DliBatchJob on the emulator's default queue, with ``spec`` on top."""
+        return {
             "apiVersion": "dli.dev/v1alpha1",
             "kind": "DliBatchJob",
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"queue": "default", "file": "obs://bucket/app.py", **spec},
         }
-        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def apply(self, name: str, spec: dict[str, Any]) -> None:
+        self.apply_many({name: spec})
+
+    def apply_many(self, specs: dict[str, dict[str, Any]]) -> None:
+        """One kubectl apply for many DliBatchJobs."""
+        docs = [self.manifest(name, spec) for name, spec in specs.items()]
+        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+    def phases(self) -> dict[str, str | None]:
+        """Every DliBatchJob of the namespace and its phase."""
+        out = self.kube.kubectl("get", "dlibatchjobs", "-n", self.namespace, "-o", "json")
+        items = json.loads(out.stdout)["items"]
+        return {o["metadata"]["name"]: (o.get("status") or {}).get("phase") for o in items}
 
     def get(self, name: str) -> dict[str, Any]:
         out = self.kube.kubectl("get", "dlibatchjob", name, "-n", self.namespace, "-o", "json")

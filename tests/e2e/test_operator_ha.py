@@ -52,25 +52,6 @@ def wait_for(what: str, check, timeout: float = 30.0):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
-def apply_jobs(kube, namespace: str, specs: dict[str, dict[str, object]]) -> None:
-    docs = [
-        {
-            "apiVersion": "dli.dev/v1alpha1",
-            "kind": "DliBatchJob",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"queue": "default", "file": "obs://bucket/app.py", **spec},
-        }
-        for name, spec in specs.items()
-    ]
-    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-
-
-def phases(kube, namespace: str) -> dict[str, str | None]:
-    out = kube.kubectl("get", "dlibatchjobs", "-n", namespace, "-o", "json")
-    items = json.loads(out.stdout)["items"]
-    return {o["metadata"]["name"]: (o.get("status") or {}).get("phase") for o in items}
-
-
 def submitted_reason(status: dict[str, object]) -> object:
     conditions = status.get("conditions") or []
     assert isinstance(conditions, list)
@@ -78,7 +59,7 @@ def submitted_reason(status: dict[str, object]) -> object:
 
 
 def test_the_standby_replica_takes_over_when_the_active_one_is_killed_and_submits_nothing_twice(
-    kube, namespace, emulator, start_operator, audit
+    jobs, kube, namespace, emulator, start_operator, audit
 ):
     install_peering(kube, namespace)
     env = {"DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(LIFETIME_SECONDS)}
@@ -100,23 +81,23 @@ def test_the_standby_replica_takes_over_when_the_active_one_is_killed_and_submit
         }
         for i in range(3)
     }
-    apply_jobs(kube, namespace, first)
+    jobs.apply_many(first)
     wait_for(
         "the active replica runs the first jobs",
-        lambda: sum(p == "Running" for p in phases(kube, namespace).values()) >= 3,
+        lambda: sum(p == "Running" for p in jobs.phases().values()) >= 3,
     )
     # Creates linger after DLI stored the job, so the kill leaves ambiguous POSTs behind.
     emulator.fault(operation="create", action="delay", when="after", seconds=3, times=100)
     late = {f"late-{i}": {"conf": {RUN_SECONDS: "2"}} for i in range(5)}
-    apply_jobs(kube, namespace, late)
+    jobs.apply_many(late)
     wait_for(
         "a late job is being submitted",
-        lambda: any(p == "Submitting" for p in phases(kube, namespace).values()),
+        lambda: any(p == "Submitting" for p in jobs.phases().values()),
         timeout=15,
     )
     active.kill()
     killed = time.monotonic()
-    at_kill = phases(kube, namespace)
+    at_kill = jobs.phases()
     assert any(p not in FINAL for p in at_kill.values()), "nothing was left to take over"
     assert "Resuming operations" not in standby.log.read_text()
 
@@ -124,7 +105,7 @@ def test_the_standby_replica_takes_over_when_the_active_one_is_killed_and_submit
     took_over = time.monotonic() - killed
     final = wait_for(
         "every job finishes",
-        lambda: (p := phases(kube, namespace)) and set(p.values()) <= FINAL and p,
+        lambda: (p := jobs.phases()) and set(p.values()) <= FINAL and p,
         timeout=90,
     )
     finished = time.monotonic() - killed
