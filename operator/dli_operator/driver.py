@@ -298,7 +298,6 @@ class Driver:
             job.status,
             remote,
             now=self.clock(),
-            policy=self.policy,
             auto_recovery=auto_recovery,
             max_retries=max_retries,
         )

@@ -245,9 +245,7 @@ def accepted(
     reason = Reason.ADOPTED if adopted else Reason.SUBMITTED
     msg = f"DLI batch {remote.id} holds attempt {attempt}"
     set_condition(new, ConditionType.SUBMITTED, True, reason, msg, now)
-    return observed(
-        new, remote, now=now, policy=None, auto_recovery=auto_recovery, max_retries=max_retries
-    )
+    return observed(new, remote, now=now, auto_recovery=auto_recovery, max_retries=max_retries)
 
 
 def observed(
@@ -255,7 +253,6 @@ def observed(
     remote: BatchJob,
     *,
     now: datetime,
-    policy: Policy | None,
     auto_recovery: bool,
     max_retries: int,
 ) -> DliBatchJobStatus:

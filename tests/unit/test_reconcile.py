@@ -324,7 +324,6 @@ def test_the_intent_of_a_later_attempt_clears_the_mirror_but_keeps_the_history()
         make_job(**running()).status,
         remote("dead"),
         now=EARLIER,
-        policy=POLICY,
         auto_recovery=True,
         max_retries=3,
     )
@@ -417,7 +416,6 @@ def observe(state: str, *, auto_recovery: bool = False, max_retries: int = 0, **
         make_job(**running(**status)).status,
         remote(state),
         now=NOW,
-        policy=POLICY,
         auto_recovery=auto_recovery,
         max_retries=max_retries,
     )
@@ -470,7 +468,6 @@ def test_a_legacy_cluster_name_fills_the_queue_column() -> None:
         make_job(**running(queue=None)).status,
         remote("running", queue=None, cluster_name="legacy_q"),
         now=NOW,
-        policy=POLICY,
         auto_recovery=False,
         max_retries=0,
     )
@@ -480,7 +477,7 @@ def test_a_legacy_cluster_name_fills_the_queue_column() -> None:
 def test_a_missing_field_in_the_answer_keeps_what_the_status_knew() -> None:
     bare = BatchJob.model_validate({"id": BATCH, "state": "running"})
     old = observe("running")
-    new = reconcile.observed(old, bare, now=NOW, policy=POLICY, auto_recovery=False, max_retries=0)
+    new = reconcile.observed(old, bare, now=NOW, auto_recovery=False, max_retries=0)
     assert (new.app_id, new.owner, new.create_time, new.log) == (
         old.app_id,
         old.owner,
