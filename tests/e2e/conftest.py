@@ -260,8 +260,10 @@ class Jobs:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            status = self.status(name)
+            obj = self.get(name)
+            status = dict(obj.get("status") or {})
             if status.get("phase") in phases:
+                _capture(obj)
                 return status
             time.sleep(0.3)
         raise AssertionError(f"{name} never reached {phases}; last status: {status}")
@@ -350,3 +352,16 @@ class Audit:
 @pytest.fixture
 def audit(jobs: Jobs, emulator: Emulator) -> Audit:
     return Audit(jobs, emulator)
+
+
+def _capture(obj: dict[str, Any]) -> None:
+    """With ``DLI_CAPTURE_STATUSES=<dir>``, keep one real object per phase (GitOps fixtures)."""
+    folder = os.environ.get("DLI_CAPTURE_STATUSES")
+    if not folder:
+        return
+    keep = ("name", "namespace", "uid", "generation", "creationTimestamp", "finalizers")
+    meta = {k: v for k, v in obj["metadata"].items() if k in keep}
+    phase = obj["status"]["phase"]
+    header = f"# A DliBatchJob in phase {phase}, captured from an end-to-end run.\n"
+    doc = {**obj, "metadata": meta}
+    (Path(folder) / f"{phase.lower()}.yaml").write_text(header + yaml.safe_dump(doc))

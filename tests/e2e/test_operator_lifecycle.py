@@ -168,3 +168,22 @@ def test_status_history_is_json_serialisable(jobs, emulator, operator):
     jobs.apply("small", {})
     status = jobs.wait_phase("small", "Succeeded")
     assert json.loads(json.dumps(status)) == status
+
+
+def test_a_submission_dli_is_slow_to_answer_shows_submitting(jobs, emulator, operator):
+    emulator.fault(operation="create", action="delay", seconds=3, times=1)
+    jobs.apply("held", {})
+    status = jobs.wait_phase("held", "Submitting")
+    assert status["submission"]["attempt"] == 1
+    assert status["submission"]["jobName"].startswith("held-")
+    jobs.wait_phase("held", "Succeeded")
+    assert len(emulator.created("held")) == 1
+
+
+def test_a_job_waiting_for_its_credentials_secret_is_pending(jobs, emulator, operator):
+    jobs.apply("waiting", {"credentialsSecretRef": {"name": "absent"}})
+    status = jobs.wait_phase("waiting", "Pending")
+    submitted = condition(status, "Submitted")
+    assert submitted["reason"] == "CredentialsUnavailable"
+    assert "absent" in submitted["message"]
+    assert emulator.calls().get("create", 0) == 0
