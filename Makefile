@@ -20,8 +20,8 @@ control-plane:
 	hack/build-control-plane.sh >/dev/null
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests hack
-	$(BIN)/ruff format --check operator tests hack
+	$(BIN)/ruff check operator tests hack bench
+	$(BIN)/ruff format --check operator tests hack bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -51,6 +51,10 @@ dev-down: $(VENV)/.installed
 ## Regenerate the tables in README.md from the settings and the spec mapping.
 docs: $(VENV)/.installed
 	$(BIN)/python hack/render_docs.py
+
+## Scale benchmark (docs/benchmarks.md): its own control plane, emulator and operator.
+bench: $(VENV)/.installed control-plane
+	$(BIN)/python bench/scale.py
 
 clean: dev-down
 	rm -rf $(LOCAL) $(VENV)

@@ -9,6 +9,7 @@ whose TTL expired. It reuses the connection kopf logged in with.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -16,6 +17,11 @@ import httpx
 import kopf
 
 GROUP_PATH = "/apis/dli.dev/v1alpha1"
+# Requests in flight at once, each on a kept-alive connection. Thousands of jobs starting
+# together wait on a semaphore instead of in httpx's pool, which scans its whole queue on every
+# request (quadratic), counts the wait against the 30 s timeout, and closes connections beyond
+# its keep-alive limit only to open them again (a TLS handshake each): docs/benchmarks.md.
+MAX_CONCURRENT_REQUESTS = 20
 
 
 class KubeApiError(Exception):
@@ -29,8 +35,11 @@ class KubeApiError(Exception):
 class KubeApi:
     """An async Kubernetes client for status patches, Secret reads and deletes."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, concurrency: int = MAX_CONCURRENT_REQUESTS
+    ) -> None:
         self._client = client
+        self._slots = asyncio.Semaphore(concurrency)
 
     @classmethod
     def from_connection(cls, info: kopf.ConnectionInfo) -> KubeApi:
@@ -41,6 +50,10 @@ class KubeApi:
             headers=headers,
             verify=info.as_ssl_context(),
             timeout=httpx.Timeout(30.0, connect=5.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONCURRENT_REQUESTS,
+                max_keepalive_connections=MAX_CONCURRENT_REQUESTS,
+            ),
         )
         return cls(client)
 
@@ -82,7 +95,8 @@ class KubeApi:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = await self._client.request(method, url, **kwargs)
+            async with self._slots:
+                response = await self._client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise KubeApiError(f"{method} {url}: {exc!r}") from exc
         if response.is_error:
