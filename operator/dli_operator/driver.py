@@ -272,7 +272,7 @@ class Driver:
         window = timedelta(seconds=self.runtime.settings.reconcile.adopt_window_seconds)
         since = (sub.requested_at if sub else self.clock()) - window
         queue = job.spec.queue
-        await dli.limiter.acquire()
+        await dli.limiter.acquire(urgent=True)
         async for remote in dli.client.iter_batches(
             job_name=name,
             queue_name=queue,
@@ -290,8 +290,10 @@ class Driver:
         created = job.status.create_time
         created_ms = int(created.timestamp() * 1000) if created else None
         remote = await dli.cache.lookup(queue, batch_id, created_ms)
+        if remote is None and dli.cache.too_new(queue, created_ms):
+            return self.interval  # created after the last list began: the next one shows it
         if remote is None:
-            await dli.limiter.acquire()
+            await dli.limiter.acquire(urgent=True)
             remote = await dli.client.get_batch(batch_id)
         auto_recovery, max_retries = _recovery(job)
         new = reconcile.observed(
@@ -307,7 +309,7 @@ class Driver:
         return None if _final(new) else self.interval
 
     async def _cancel(self, dli: Dli, batch_id: str) -> None:
-        await dli.limiter.acquire()
+        await dli.limiter.acquire(urgent=True)
         try:
             await dli.client.cancel_batch(batch_id)
         except (errors.DliNotFound, errors.DliClientError) as exc:

@@ -36,6 +36,7 @@ class _QueueView:
     refreshed_at: float = float("-inf")
     interest: dict[str, tuple[int | None, float]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    listed_from_ms: float = float("-inf")
 
 
 class BatchCache:
@@ -67,6 +68,15 @@ class BatchCache:
                     await self._refresh(queue, view)
         return view.jobs.get(batch_id)
 
+    def too_new(self, queue: str, created_ms: int | None) -> bool:
+        """Whether a job was created after the latest list began (so it cannot be in it yet)."""
+        view = self._views.get(queue)
+        if view is None or created_ms is None:
+            return False
+        # create_time is DLI's clock: if it runs behind ours, a job created just after the list
+        # began looks listable and gets one GET it did not need; nothing worse.
+        return created_ms > view.listed_from_ms
+
     def forget(self, queue: str, batch_id: str) -> None:
         """Stop listing on behalf of a job that has ended."""
         if view := self._views.get(queue):
@@ -79,6 +89,7 @@ class BatchCache:
 
     async def _refresh(self, queue: str, view: _QueueView) -> None:
         now = self._clock()
+        began_ms = self._wall() * 1000
         horizon = now - self._interval * INTEREST_EXPIRY_INTERVALS
         view.interest = {k: v for k, v in view.interest.items() if v[1] >= horizon}
         starts = [created for created, _ in view.interest.values() if created is not None]
@@ -92,3 +103,4 @@ class BatchCache:
             if job.id in view.interest or (job.create_time or 0) >= recent_ms
         }
         view.refreshed_at = self._clock()
+        view.listed_from_ms = began_ms

@@ -180,7 +180,7 @@ class Runtime:
             jobs: list[BatchJob] = []
             offset = 0
             while True:
-                await limiter.acquire()
+                await limiter.acquire(urgent=True)
                 result = await client.list_batches(
                     queue_name=queue, start=start_ms, from_=offset, size=page
                 )

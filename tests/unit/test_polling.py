@@ -204,3 +204,16 @@ async def test_a_job_created_recently_is_kept_for_its_first_poll(
     await poll_all(cache, A)
     assert [job.id if job else None for job in await poll_all(cache, new, old)] == [new, None]
     assert len(lister.calls) == 1, "served from the one refresh, no GET needed for the new job"
+
+
+async def test_a_job_created_after_the_list_began_is_too_new_to_be_missing(
+    lister: Lister, clock: Clock
+) -> None:
+    listed_from = 2_000_000_000.0
+    cache = BatchCache(lister, INTERVAL, clock=clock, wall=lambda: listed_from / 1000)
+    lister.put("q1", "old")
+    await poll_all(cache, "old")
+    assert cache.too_new("q1", listed_from + 1)
+    assert not cache.too_new("q1", listed_from - 1)
+    assert not cache.too_new("q1", None)
+    assert not cache.too_new("other-queue", listed_from + 1)

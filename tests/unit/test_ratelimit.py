@@ -124,3 +124,20 @@ async def test_acquire_serves_concurrent_callers_first_come_first_served(clock: 
     assert served == [0, 1, 2, 3]
     assert counts == [0, 2, 1, 0], "callers still queued as each one went through"
     assert limiter.waiting == 0
+
+
+def test_an_urgent_read_goes_ahead_of_queued_submissions_and_moves_the_queue_back(
+    clock: Clock,
+) -> None:
+    limiter = RateLimiter(1.0, 1, clock=clock)
+    assert [limiter.reserve() for _ in range(3)] == [0.0, 1.0, 2.0]
+    assert limiter.reserve_urgent() == 0.0
+    assert limiter.reserve() == 4.0  # one slot later than without the urgent read
+
+
+def test_an_urgent_read_still_waits_out_a_retry_after_pause(clock: Clock) -> None:
+    limiter = RateLimiter(10.0, 5, clock=clock)
+    limiter.pause(3.0)
+    assert limiter.reserve_urgent() == 3.0
+    clock.now += 3.0
+    assert limiter.reserve_urgent() == 0.0
