@@ -242,14 +242,15 @@ class Driver:
         uid, attempt = job.metadata.uid or "", action.attempt
         request = to_request(job.spec, job_name=action.job_name)
         job = await self._wait_turn(job, dli, announce)
+        # From here DLI may get the job, even if this task is cancelled mid-call: any later step
+        # (or the finalizer) looks it up before posting again or dropping the intent.
+        self.ledger.unposted.discard((uid, attempt))
         try:
             created = await dli.client.create_batch(request)
         except errors.DliError as exc:
-            if not _provably_not_created(exc):
-                # It may exist in DLI now: the next step looks it up before any new POST.
-                self.ledger.unposted.discard((uid, attempt))
+            if _provably_not_created(exc):
+                self.ledger.unposted.add((uid, attempt))
             raise
-        self.ledger.unposted.discard((uid, attempt))
         metrics.SUBMISSIONS.labels("posted").inc()
         new = reconcile.accepted(job.status, created, adopted=False, now=self.clock())
         await self._write(job, new, announce)

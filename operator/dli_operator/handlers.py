@@ -29,8 +29,9 @@ from dli_operator.settings import get_settings
 GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
 RESOURCE = (GROUP, VERSION, PLURAL)
 FINAL_PHASES = {"Succeeded", "Failed", "Cancelled"}
-# How long a stopping daemon may finish its step (a POST in flight) before kopf cancels it.
-STOP_GRACE_SECONDS = 30.0
+# How long a stopping daemon may finish its step (a POST in flight) before kopf cancels it:
+# longer than one DLI call may take (DLI_OPERATOR_DLI__READ_TIMEOUT_SECONDS, default 30).
+STOP_GRACE_SECONDS = 40.0
 # After an unexpected error in a step, try again this much later; the daemon never dies.
 CRASH_BACKOFF_SECONDS = 10.0
 
@@ -81,7 +82,15 @@ def _expirable(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") in FINAL_PHASES and spec.get("ttlSecondsAfterFinished") is not None
 
 
-@kopf.daemon(*RESOURCE, id="reconcile", when=_unfinished, cancellation_timeout=STOP_GRACE_SECONDS)
+@kopf.daemon(
+    *RESOURCE,
+    id="reconcile",
+    when=_unfinished,
+    # Asked to stop, a daemon finishes its step (a POST in flight included), then exits; only
+    # one stuck past the grace is cancelled (kopf cancels at once without a backoff).
+    cancellation_backoff=STOP_GRACE_SECONDS,
+    cancellation_timeout=5.0,
+)
 async def reconcile_job(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
 ) -> None:
