@@ -23,12 +23,13 @@ from dli_operator import metrics, reconcile
 from dli_operator.dli.errors import DliError
 from dli_operator.driver import Announce, Driver
 from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.resources.status import FINAL_PHASES
 from dli_operator.runtime import ConfigurationError, Runtime
 from dli_operator.settings import get_settings
 
 GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
 RESOURCE = (GROUP, VERSION, PLURAL)
-FINAL_PHASES = {"Succeeded", "Failed", "Cancelled"}
+FINAL = frozenset(phase.value for phase in FINAL_PHASES)
 # How long a stopping daemon may finish its step (a POST in flight) before kopf cancels it:
 # longer than one DLI call may take (DLI_OPERATOR_DLI__READ_TIMEOUT_SECONDS, default 30).
 STOP_GRACE_SECONDS = 40.0
@@ -50,7 +51,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.peering.lifetime = config.peering.lifetime_seconds
-    kube = KubeApi.from_connection(_login(settings))
+    kube = KubeApi.from_connection(_login(settings), relogin=lambda: _login(settings))
     runtime = Runtime(config, kube)
     policy = reconcile.Policy(
         retry_backoff_seconds=config.reconcile.retry_backoff_seconds,
@@ -75,11 +76,11 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in FINAL_PHASES
+    return status.get("phase") not in FINAL
 
 
 def _expirable(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") in FINAL_PHASES and spec.get("ttlSecondsAfterFinished") is not None
+    return status.get("phase") in FINAL and spec.get("ttlSecondsAfterFinished") is not None
 
 
 @kopf.daemon(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -36,14 +37,21 @@ class KubeApi:
     """An async Kubernetes client for status patches, Secret reads and deletes."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, concurrency: int = MAX_CONCURRENT_REQUESTS
+        self,
+        client: httpx.AsyncClient,
+        *,
+        concurrency: int = MAX_CONCURRENT_REQUESTS,
+        relogin: Callable[[], kopf.ConnectionInfo] | None = None,
     ) -> None:
         self._client = client
         self._slots = asyncio.Semaphore(concurrency)
+        self._relogin = relogin
 
     @classmethod
-    def from_connection(cls, info: kopf.ConnectionInfo) -> KubeApi:
-        """Build a client from the credentials kopf itself uses."""
+    def from_connection(
+        cls, info: kopf.ConnectionInfo, relogin: Callable[[], kopf.ConnectionInfo] | None = None
+    ) -> KubeApi:
+        """Build a client from the credentials kopf itself uses; ``relogin`` renews them."""
         headers = {"Accept": "application/json", **info.as_http_headers()}
         client = httpx.AsyncClient(
             base_url=info.server,
@@ -55,7 +63,7 @@ class KubeApi:
                 max_keepalive_connections=MAX_CONCURRENT_REQUESTS,
             ),
         )
-        return cls(client)
+        return cls(client, relogin=relogin)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -94,11 +102,11 @@ class KubeApi:
                 raise
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            async with self._slots:
-                response = await self._client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise KubeApiError(f"{method} {url}: {exc!r}") from exc
+        response = await self._request(method, url, **kwargs)
+        if response.status_code == 401 and self._relogin is not None:
+            # A ServiceAccount token is rotated by the kubelet: read the current one, once.
+            self._client.headers.update(self._relogin().as_http_headers())
+            response = await self._request(method, url, **kwargs)
         if response.is_error:
             message = response.json().get("message", "") if _is_json(response) else ""
             raise KubeApiError(
@@ -106,6 +114,13 @@ class KubeApi:
             )
         result: dict[str, Any] = response.json()
         return result
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            async with self._slots:
+                return await self._client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise KubeApiError(f"{method} {url}: {exc!r}") from exc
 
 
 def _is_json(response: httpx.Response) -> bool:

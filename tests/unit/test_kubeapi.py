@@ -1,0 +1,51 @@
+"""The operator's own Kubernetes calls: errors named, a rotated token picked up once."""
+
+from __future__ import annotations
+
+import httpx
+import kopf
+import pytest
+
+from dli_operator.kubeapi import KubeApi, KubeApiError
+
+
+def api(handler, relogin=None) -> KubeApi:
+    client = httpx.AsyncClient(
+        base_url="https://k8s.test",
+        headers={"Authorization": "Bearer old"},
+        transport=httpx.MockTransport(handler),
+    )
+    return KubeApi(client, relogin=relogin)
+
+
+async def test_a_rejected_token_is_renewed_once_and_the_call_repeated() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        ok = request.headers["Authorization"] == "Bearer new"
+        return httpx.Response(200 if ok else 401, json={"metadata": {"resourceVersion": "7"}})
+
+    kube = api(handler, relogin=lambda: kopf.ConnectionInfo(server="https://k8s.test", token="new"))
+    stored = await kube.patch_status("ns", "job", {"phase": "Running"})
+    assert stored["metadata"]["resourceVersion"] == "7"
+    assert seen == ["Bearer old", "Bearer new"]
+
+
+async def test_without_a_way_to_renew_a_401_is_an_error_with_its_status() -> None:
+    kube = api(lambda request: httpx.Response(401, json={"message": "Unauthorized"}))
+    with pytest.raises(KubeApiError) as caught:
+        await kube.patch_status("ns", "job", {})
+    assert caught.value.status == 401
+    assert "Unauthorized" in str(caught.value)
+
+
+async def test_a_missing_secret_reads_as_none_and_a_present_one_is_decoded() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/absent"):
+            return httpx.Response(404, json={"message": "not found"})
+        return httpx.Response(200, json={"data": {"accessKey": "QUs="}})
+
+    kube = api(handler)
+    assert await kube.read_secret("ns", "absent") is None
+    assert await kube.read_secret("ns", "creds") == {"accessKey": "AK"}
