@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import platform
 import random
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +47,6 @@ CLI = str(Path(sys.executable).parent / "dli-operator")
 CRD = ROOT / "crds" / "dlibatchjobs.dli.dev.yaml"
 FINAL = {"Succeeded", "Failed", "Cancelled"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PR_SET_PDEATHSIG = 1
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -78,27 +75,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # --- processes --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def _die_with_parent() -> None:
-    # The child gets SIGTERM if this process dies, even by SIGKILL: no orphans.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -108,7 +84,7 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
-            preexec_fn=_die_with_parent,
+            preexec_fn=controlplane.die_with_parent,
         )
 
 
@@ -501,7 +477,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         subprocess.run([*kubectl, "create", "namespace", namespace], check=True)
 
-        emulator_port = free_port()
+        emulator_port = controlplane.free_port()
         emulator = spawn(
             [
                 CLI,
@@ -515,10 +491,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ],
             workdir / "emulator.log",
         )
-        wait_for_port(emulator_port)
+        controlplane.wait_for_port(emulator_port)
         emulator_url = f"http://127.0.0.1:{emulator_port}"
 
-        metrics_port = free_port()
+        metrics_port = controlplane.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
         env.update(
             KUBECONFIG=str(plane.kubeconfig),
@@ -543,7 +519,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         def start_operator() -> subprocess.Popen[bytes]:
             proc = spawn(operator_args, workdir / "operator.log", env)
-            wait_for_port(metrics_port, timeout=60)
+            controlplane.wait_for_port(metrics_port, timeout=60)
             return proc
 
         if not args.create_first:

@@ -128,11 +128,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _launcher(workdir: Path, detached: bool) -> Callable[[str, list[str]], int]:
-    def die_with_parent() -> None:
-        # Linux only: the child gets SIGTERM when the test process dies, even by SIGKILL.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent() -> None:
+    """``preexec_fn`` for children that must not outlive us (Linux): SIGTERM when we die,
+    even by SIGKILL, so a killed test run or benchmark leaves no orphans."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free now."""
+    return _free_ports(1)[0]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    """Wait until something listens on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _launcher(workdir: Path, detached: bool) -> Callable[[str, list[str]], int]:
     def launch(name: str, args: list[str]) -> int:
         log = (workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from dli_operator import controlplane
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 DEPLOY_BASE = Path(__file__).resolve().parents[2] / "deploy" / "base"
@@ -39,22 +40,6 @@ FAST = {
     "DLI_OPERATOR_DLI__BURST": "200",
     "DLI_OPERATOR_METRICS__PORT": "0",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @dataclass
@@ -131,7 +116,7 @@ class Operator:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    port = free_port()
+    port = controlplane.free_port()
     log = (tmp_path / "emulator.log").open("ab")
     process = subprocess.Popen(
         [*CLI, "emulator", "--port", str(port), "--start-seconds", "1", "--run-seconds", "2"],
@@ -140,7 +125,7 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
     )
     log.close()
     try:
-        wait_for_port(port)
+        controlplane.wait_for_port(port)
         yield Emulator(port, process)
     finally:
         process.terminate()
