@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 EMULATOR_OUTCOME = "spark.dli.emulator.outcome"
@@ -162,12 +161,6 @@ def test_ttl_deletes_a_finished_job(jobs, emulator, operator):
         time.sleep(0.5)
     assert not jobs.exists("brief")
     assert len(emulator.created("brief")) == 1
-
-
-def test_status_history_is_json_serialisable(jobs, emulator, operator):
-    jobs.apply("small", {})
-    status = jobs.wait_phase("small", "Succeeded")
-    assert json.loads(json.dumps(status)) == status
 
 
 def test_a_submission_dli_is_slow_to_answer_shows_submitting(jobs, emulator, operator):
