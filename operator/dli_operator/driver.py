@@ -273,12 +273,12 @@ class Driver:
         window = timedelta(seconds=self.runtime.settings.reconcile.adopt_window_seconds)
         since = (sub.requested_at if sub else self.clock()) - window
         queue = job.spec.queue
-        await dli.limiter.acquire(urgent=True)
         async for remote in dli.client.iter_batches(
             job_name=name,
             queue_name=queue,
             cluster_name=None if queue else job.spec.cluster_name,
             start=since,
+            pace=lambda: dli.limiter.acquire(urgent=True),
         ):
             if remote.name == name:
                 return remote

@@ -177,17 +177,13 @@ class Runtime:
         page = self.settings.reconcile.list_page_size
 
         async def lister(queue: str, start_ms: int | None) -> list[BatchJob]:
-            jobs: list[BatchJob] = []
-            offset = 0
-            while True:
-                await limiter.acquire(urgent=True)
-                result = await client.list_batches(
-                    queue_name=queue, start=start_ms, from_=offset, size=page
-                )
-                jobs.extend(result.sessions)
-                offset += len(result.sessions)
-                if len(result.sessions) < page or offset >= result.total:
-                    return jobs
+            pages = client.iter_batches(
+                queue_name=queue,
+                start=start_ms,
+                size=page,
+                pace=lambda: limiter.acquire(urgent=True),
+            )
+            return [job async for job in pages]
 
         cache = BatchCache(lister, self.settings.reconcile.poll_interval_seconds)
         return Dli(client, limiter, cache)

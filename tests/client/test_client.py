@@ -199,6 +199,22 @@ async def test_iter_batches_walks_every_page(
     assert [(q["from"], q["size"]) for q in queries] == [("0", "2"), ("2", "2"), ("4", "2")]
 
 
+async def test_iter_batches_awaits_its_pace_before_every_page(
+    make_client: ClientFactory, recorder: Recorder
+) -> None:
+    jobs = [{**JOB, "id": f"{i:08d}-0000-0000-0000-000000000000"} for i in range(3)]
+    pages = [ok({"from": f, "total": 3, "sessions": jobs[f : f + 2]}) for f in (0, 2)]
+    client = make_client(script(*pages))
+    paced: list[int] = []
+
+    async def pace() -> None:
+        paced.append(len(recorder.requests))
+
+    seen = [job.id async for job in client.iter_batches(size=2, pace=pace)]
+    assert len(seen) == 3
+    assert paced == [0, 1]  # before the first request and before the second
+
+
 async def test_get_state_cancel_details_and_log_use_their_documented_paths(
     make_client: ClientFactory, recorder: Recorder
 ) -> None:

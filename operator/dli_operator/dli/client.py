@@ -215,10 +215,16 @@ class DliClient:
         end: int | datetime | None = None,
         order: str | None = None,
         size: int = DEFAULT_PAGE_SIZE,
+        pace: Callable[[], Awaitable[object]] | None = None,
     ) -> AsyncIterator[BatchJob]:
-        """Every job matching the filters, page by page (``from``/``size``)."""
+        """Every job matching the filters, page by page (``from``/``size``).
+
+        ``pace`` is awaited before each page, e.g. a caller's rate limiter.
+        """
         offset = 0
         while True:
+            if pace is not None:
+                await pace()
             page = await self.list_batches(
                 queue_name=queue_name,
                 cluster_name=cluster_name,
