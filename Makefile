@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-## Build (or reuse from ~/.cache/dli-operator) kube-apiserver and etcd from the Go module proxy.
+## Build (or reuse from ~/.cache/dli-operator) kube-apiserver and etcd from the Go module proxy
+## (hack/build-tools.sh: every Go tool shares that script and cache).
 control-plane:
-	hack/build-control-plane.sh >/dev/null
+	hack/build-tools.sh control-plane >/dev/null
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests hack bench

@@ -5,7 +5,7 @@ envtest-style (research/kopf-and-apiserver.md part B4): its own CA, a serving ce
 signing keys, loopback only, free ports, logs to files. There is no controller-manager or
 scheduler: namespaces never finish terminating and pods never run, which the tests account for.
 
-The binaries come from ``hack/build-control-plane.sh`` (built from the Go module proxy, cached by
+The binaries come from ``hack/build-tools.sh control-plane`` (built from the Go module proxy, cached by
 version) or from the folder named by ``DLI_CONTROL_PLANE_BIN``. This module is a development tool;
 the operator never imports it.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "build-control-plane.sh"
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "build-tools.sh"
 # envtest waits 20 s per component; a cold apiserver on 2 cores needs longer (bootstrap RBAC).
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -62,7 +62,12 @@ def find_binaries() -> Path:
         return Path(explicit)
     if not BUILD_SCRIPT.exists():
         raise RuntimeError("set DLI_CONTROL_PLANE_BIN to a folder with etcd and kube-apiserver")
-    out = subprocess.run([str(BUILD_SCRIPT)], check=True, capture_output=True, text=True)
+    return build_tool("control-plane")
+
+
+def build_tool(name: str) -> Path:
+    """The folder holding Go tool ``name`` (a ``hack/tools/NAME.sh`` recipe), built if needed."""
+    out = subprocess.run([str(BUILD_SCRIPT), name], check=True, capture_output=True, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
 
