@@ -169,6 +169,7 @@ class Runtime:
             allow_insecure=cfg.allow_insecure_endpoint,
             timeout_seconds=cfg.read_timeout_seconds,
             connect_timeout_seconds=cfg.connect_timeout_seconds,
+            deadline_seconds=cfg.request_deadline_seconds,
             max_connections=cfg.max_connections,
             on_call=observe,
             transport=self._transport,

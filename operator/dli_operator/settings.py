@@ -38,6 +38,9 @@ class DliSettings(BaseModel):
     """Time allowed to open a connection to DLI."""
     read_timeout_seconds: float = Field(30.0, gt=0)
     """Time allowed for DLI to answer one request."""
+    request_deadline_seconds: float = Field(90.0, gt=0)
+    """Longest one DLI request may take in all, sending to last byte. The read timeout is per
+    read, so a reply dripping slowly would otherwise hold a job's step forever."""
     max_connections: int = Field(20, ge=1)
     """Connections kept open per DLI endpoint."""
     requests_per_second: float = Field(10.0, gt=0)

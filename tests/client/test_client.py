@@ -241,8 +241,11 @@ async def test_a_batch_id_that_is_not_a_uuid_is_refused_before_sending(
     make_client: ClientFactory, recorder: Recorder
 ) -> None:
     client = make_client(script())
-    with pytest.raises(ValueError, match="not a DLI batch id"):
+    # Not a ValueError (that crash-looped a job and blocked its deletion): "no such job".
+    with pytest.raises(DliNotFound, match="not a DLI batch id"):
         await client.get_batch("../../queues")
+    with pytest.raises(DliNotFound, match="not a DLI batch id"):
+        await client.cancel_batch("not-a-uuid")
     assert recorder.requests == []
 
 

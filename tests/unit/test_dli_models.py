@@ -31,8 +31,11 @@ from dli_operator.dli.models import (
     JobResource,
     JobResourcesGroup,
     is_cancellable,
+    is_known_state,
     is_terminal,
 )
+
+ID = "178fa687-2e8a-41ed-a439-b00de60bb176"
 
 FULL_REQUEST = BatchJobRequest(
     file="obs://b/app.jar",
@@ -126,7 +129,7 @@ def test_the_documented_create_response_parses() -> None:
 def test_a_list_page_tolerates_null_app_ids_missing_fields_and_new_ones() -> None:
     page = BatchList.model_validate(
         {"from": 0, "total": 1, "create_time": 1, "brand_new": {"x": 1},
-         "sessions": [{"id": "178f", "state": "dead", "appId": None, "log": None or [],
+         "sessions": [{"id": ID, "state": "dead", "appId": None, "log": None,
                        "sc_type": "A", "cluster_name": "test", "create_time": 1531906043036}]}
     )  # fmt: skip
     assert page.total == 1
@@ -135,14 +138,14 @@ def test_a_list_page_tolerates_null_app_ids_missing_fields_and_new_ones() -> Non
 
 
 def test_a_response_dumps_back_with_dli_spelling() -> None:
-    job = BatchJob(id="x", state=BatchState.RUNNING, app_id="spark-1", proxy_user="u")
+    job = BatchJob(id=ID, state=BatchState.RUNNING, app_id="spark-1", proxy_user="u")
     assert job.model_dump(by_alias=True, exclude_none=True) == {
-        "id": "x", "state": "running", "appId": "spark-1", "proxyUser": "u", "log": []
+        "id": ID, "state": "running", "appId": "spark-1", "proxyUser": "u", "log": []
     }  # fmt: skip
 
 
 def test_the_state_and_log_responses_parse() -> None:
-    assert BatchStateResponse.model_validate({"id": "i", "state": "Success"}).state == "success"
+    assert BatchStateResponse.model_validate({"id": ID, "state": "Success"}).state == "success"
     log = BatchLog.model_validate({"id": "i", "from": 5, "total": 7, "log": ["a", "b"]})
     assert (log.from_, log.total, log.log) == (5, 7, ["a", "b"])
 
@@ -167,9 +170,11 @@ def test_documented_states_parse_case_insensitively(
 
 @pytest.mark.parametrize("raw", ["killed", "error", "Idle", "shutting_down"])
 def test_an_unknown_state_is_kept_verbatim_and_is_never_terminal(raw: str) -> None:
-    job = BatchJob.model_validate({"id": "x", "state": raw})
+    job = BatchJob.model_validate({"id": ID, "state": raw})
     assert job.state.value == raw
     assert not job.state.known
+    assert not is_known_state(job.state)
+    assert str(job.state) == raw
     assert not is_terminal(job.state)
     assert job.model_dump(by_alias=True)["state"] == raw
 

@@ -211,8 +211,9 @@ async def test_a_job_created_after_the_list_began_is_too_new_to_be_missing(
 ) -> None:
     listed_from = 2_000_000_000.0
     cache = BatchCache(lister, INTERVAL, clock=clock, wall=lambda: listed_from / 1000)
-    lister.put("q1", "old")
-    await poll_all(cache, "old")
+    old = "5a324461-d9d9-45da-a52a-3b3c7a3d809e"
+    lister.put("q1", old)
+    await poll_all(cache, old)
     assert cache.too_new("q1", listed_from + 1)
     assert not cache.too_new("q1", listed_from - 1)
     assert not cache.too_new("q1", None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
@@ -22,7 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from dli_operator import __version__
-from dli_operator.dli.errors import DliError
+from dli_operator.dli.errors import DliError, DliNotFound, DliProtocolError, DliTimeoutError
 from dli_operator.dli.models import (
     BatchCancelResponse,
     BatchJob,
@@ -31,6 +30,8 @@ from dli_operator.dli.models import (
     BatchLog,
     BatchState,
     BatchStateResponse,
+    IncompleteSession,
+    is_batch_id,
 )
 from dli_operator.dli.responses import M, decode_response, transport_error
 from dli_operator.dli.retries import RetryPolicy
@@ -43,19 +44,14 @@ Observer = Callable[[str, str, float], None]
 
 # dli_region.py in huaweicloudsdkdli: every region is under .com except this one.
 _EU_REGIONS = frozenset({"eu-west-101"})
-# dli_02_0126: batch_id must be a UUID; checking it keeps paths from being injected.
-_BATCH_ID = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 # dli_02_0125: the page size the SDK documents as default; Terraform pages by 100 too.
 DEFAULT_PAGE_SIZE = 100
-# httpx exceptions that mean the request never left this process.
-_NEVER_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
+# No DLI reply comes near this: a page of 1,000 sessions with their req_body is about 3 MiB.
+# A bigger body is a broken or hostile server, and reading it would only exhaust memory.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# httpx's timeouts are per read: a server dripping one byte every 29 s never trips a 30 s
+# read timeout. This bounds one attempt from sending to the last byte (issue 10, item 13).
+DEFAULT_DEADLINE_SECONDS = 90.0
 
 
 def endpoint_for_region(region: str) -> str:
@@ -74,10 +70,41 @@ def checked_endpoint(endpoint: str, *, allow_insecure: bool = False) -> str:
     return str(url).rstrip("/")
 
 
-def _checked_batch_id(batch_id: str) -> str:
-    if not _BATCH_ID.match(batch_id):
-        raise ValueError(f"{batch_id!r} is not a DLI batch id (a UUID)")
+def _checked_batch_id(batch_id: str, operation: str) -> str:
+    """A UUID, or the "no such job" DLI would answer (checked here: it also keeps paths clean).
+
+    Raised as ``DliNotFound`` rather than ``ValueError``: no DLI job can have such an id, and a
+    caller cancelling it must be able to carry on (a ValueError crash-looped the job and
+    blocked its deletion: issue 10, item 12). Nothing is sent.
+    """
+    if not is_batch_id(batch_id):
+        raise DliNotFound(
+            status=400,
+            error_code="DLI.0002",
+            error_msg=f"{batch_id[:80]!r} is not a DLI batch id (a UUID); checked before sending",
+            operation=operation,
+        )
     return batch_id
+
+
+def _same_id(asked: str, answered: str, operation: str) -> None:
+    # A reply about another job (a confused proxy, a cache) must not be taken for this one.
+    if asked.lower() != answered.lower():
+        raise DliProtocolError(
+            f"DLI {operation}: asked about batch {asked}, the reply is about {answered}",
+            operation=operation,
+        )
+
+
+def _unreadable(entries: Sequence[IncompleteSession], *, lookup: bool) -> None:
+    described = "; ".join(f"{e.id or e.name or '?'}: {e.reason}" for e in entries[:3])
+    if lookup:
+        raise DliProtocolError(
+            f"DLI list_batches: {len(entries)} entries without a readable id or state "
+            f"({described}); the job looked up may be one of them",
+            operation="list_batches",
+        )
+    logger.warning("DLI list: skipped %d unreadable entries: %s", len(entries), described)
 
 
 def _millis(value: int | datetime | None) -> int | None:
@@ -97,6 +124,8 @@ class DliClient:
         allow_insecure: bool = False,
         timeout_seconds: float = 30.0,
         connect_timeout_seconds: float = 10.0,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        max_body_bytes: int = MAX_BODY_BYTES,
         max_connections: int = 20,
         max_keepalive_connections: int = 10,
         retry_policy: RetryPolicy | None = None,
@@ -116,6 +145,8 @@ class DliClient:
         self._on_call = on_call
         self._sleep = sleep
         self._monotonic = monotonic
+        self._deadline = deadline_seconds
+        self._max_body = max_body_bytes
         self._http = httpx.AsyncClient(
             base_url=self.endpoint,
             auth=auth,
@@ -156,17 +187,21 @@ class DliClient:
 
     async def get_batch(self, batch_id: str) -> BatchJob:
         """A job's details (dli_02_0126)."""
-        path = f"{self._base}/{_checked_batch_id(batch_id)}"
-        return await self._call("get_batch", "GET", path, BatchJob)
+        path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch')}"
+        job = await self._call("get_batch", "GET", path, BatchJob)
+        _same_id(batch_id, job.id, "get_batch")
+        return job
 
     async def get_batch_state(self, batch_id: str) -> BatchStateResponse:
         """Just a job's state, the cheapest poll (dli_02_0127)."""
-        path = f"{self._base}/{_checked_batch_id(batch_id)}/state"
-        return await self._call("get_batch_state", "GET", path, BatchStateResponse)
+        path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch_state')}/state"
+        reply = await self._call("get_batch_state", "GET", path, BatchStateResponse)
+        _same_id(batch_id, reply.id, "get_batch_state")
+        return reply
 
     async def cancel_batch(self, batch_id: str) -> BatchCancelResponse:
         """Cancel a starting, running or recovering job (dli_02_0129)."""
-        path = f"{self._base}/{_checked_batch_id(batch_id)}"
+        path = f"{self._base}/{_checked_batch_id(batch_id, 'cancel_batch')}"
         return await self._call("cancel_batch", "DELETE", path, BatchCancelResponse)
 
     async def list_batches(
@@ -219,7 +254,11 @@ class DliClient:
     ) -> AsyncIterator[BatchJob]:
         """Every job matching the filters, page by page (``from``/``size``).
 
-        ``pace`` is awaited before each page, e.g. a caller's rate limiter.
+        ``pace`` is awaited before each page, e.g. a caller's rate limiter. An entry without a
+        readable id or state is not yielded: a poll falls back to a GET for its job. But when
+        the list is a look-up by ``job_name`` or ``job_id``, such an entry may be the very job
+        looked for, and "not found" would lead to a second POST: it raises ``DliProtocolError``
+        (retried) instead (issue 10, item 4).
         """
         offset = 0
         while True:
@@ -238,10 +277,13 @@ class DliClient:
                 from_=offset,
                 size=size,
             )
+            if page.incomplete:
+                _unreadable(page.incomplete, lookup=job_name is not None or job_id is not None)
             for job in page.sessions:
                 yield job
-            offset += len(page.sessions)
-            if len(page.sessions) < size or offset >= page.total:
+            received = len(page.sessions) + len(page.incomplete)
+            offset += received
+            if received < size or offset >= page.total:
                 return
 
     async def get_batch_log(
@@ -254,7 +296,7 @@ class DliClient:
         index: int | None = None,
     ) -> BatchLog:
         """Driver log lines (dli_02_0128); ``index`` picks the attempt of a recovered job."""
-        path = f"{self._base}/{_checked_batch_id(batch_id)}/log"
+        path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch_log')}/log"
         query = {"from": from_, "size": size, "type": type_, "index": index}
         pairs = [(k, v) for k, v in query.items() if v is not None]
         return await self._call("get_batch_log", "GET", path, BatchLog, query=pairs)
@@ -301,10 +343,39 @@ class DliClient:
         self, operation: str, method: str, url: str, model: type[M], body: bytes | None
     ) -> M:
         try:
-            response = await self._http.request(method, url, content=body)
+            async with asyncio.timeout(self._deadline):
+                async with self._http.stream(method, url, content=body) as response:
+                    content = await self._read_capped(response, operation)
+        except TimeoutError:
+            raise DliTimeoutError(
+                f"DLI {operation}: no complete reply within {self._deadline:g}s "
+                "(the request may have reached DLI)",
+                operation=operation,
+            ) from None
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
             raise transport_error(exc, operation) from exc
-        return decode_response(response, model, operation)
+        return decode_response(response, content, model, operation)
+
+    async def _read_capped(self, response: httpx.Response, operation: str) -> bytes:
+        """The body, or a ``DliProtocolError`` as soon as it exceeds ``max_body_bytes``."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise self._too_big(response, operation)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_big(response, operation)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_big(self, response: httpx.Response, operation: str) -> DliProtocolError:
+        return DliProtocolError(
+            f"DLI {operation}: HTTP {response.status_code} body larger than "
+            f"{self._max_body} bytes; not read",
+            operation=operation,
+        )
 
     def _observe(self, operation: str, outcome: str, latency: float) -> None:
         if self._on_call is None:

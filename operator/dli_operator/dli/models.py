@@ -13,11 +13,23 @@ log dli_02_0128, cancel dli_02_0129, errors dli_02_0056.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 
 class BatchState(StrEnum):
@@ -59,8 +71,20 @@ CANCELLABLE_STATES = frozenset({BatchState.STARTING, BatchState.RUNNING, BatchSt
 
 
 def is_terminal(state: BatchState | str) -> bool:
-    """Whether the job has ended; unknown states are not terminal."""
+    """Whether the job has ended in a documented terminal state (``success``, ``dead``).
+
+    An undocumented state (``killed``, ``error``...) is never terminal *here*: whether it ends
+    the attempt is the caller's decision, made with ``is_known_state`` (issue 10, item 12).
+    """
     return BatchState(state) in TERMINAL_STATES
+
+
+def is_known_state(state: BatchState | str) -> bool:
+    """Whether DLI documents this state (dli_02_0124 table 7); ``False`` for ``killed``, ``error``.
+
+    The raw text of an unknown state is ``str(state)``: show it, never guess its meaning.
+    """
+    return BatchState(state).known
 
 
 def is_cancellable(state: BatchState | str) -> bool:
@@ -183,29 +207,82 @@ class BatchJobRequest(_Request):
         return self.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")
 
 
-class BatchJob(_Response):
-    """A batch job as create, details and list return it (dli_02_0124/0126 table 6)."""
+# dli_02_0126: "batch_id must match" a UUID; an id that does not is not a DLI batch.
+BATCH_ID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 
-    id: str
-    state: BatchState
-    app_id: str | None = Field(None, alias="appId")
-    name: str | None = None
-    owner: str | None = None
-    proxy_user: str | None = Field(None, alias="proxyUser")
-    kind: str | None = None
+
+def is_batch_id(value: object) -> bool:
+    """Whether ``value`` is a DLI batch id (a UUID string)."""
+    return isinstance(value, str) and BATCH_ID_PATTERN.match(value) is not None
+
+
+def _batch_id(value: object) -> object:
+    if not is_batch_id(value):
+        raise ValueError(f"{str(value)[:80]!r} is not a DLI batch id (a UUID)")
+    return value
+
+
+def _state(value: object) -> object:
+    # A missing, empty or non-text state says nothing about the job: never read it as a state.
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{str(value)[:80]!r} is not a DLI job state")
+    return value
+
+
+def _or_none(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # A field only mirrored to status must not make the whole reply unreadable: DLI has sent
+    # nulls (and old queues other shapes) for fields it documents (issue 10, item 4).
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+def _lines(value: object) -> list[str]:
+    # ``log: null`` and null lines have been seen; anything else than a list of text is no log.
+    if not isinstance(value, list):
+        return []
+    return [line for line in value if isinstance(line, str)]
+
+
+BatchId = Annotated[str, BeforeValidator(_batch_id)]
+RawState = Annotated[BatchState, BeforeValidator(_state)]
+OptionalText = Annotated[str | None, WrapValidator(_or_none)]
+OptionalMillis = Annotated[int | None, WrapValidator(_or_none)]
+LogLines = Annotated[list[str], BeforeValidator(_lines)]
+
+
+class BatchJob(_Response):
+    """A batch job as create, details and list return it (dli_02_0124/0126 table 6).
+
+    ``id`` (a UUID) and ``state`` are required: without them the reply says nothing about the
+    job. ``state`` keeps undocumented values raw (``is_known_state``). Every other field is
+    optional, and one that is null or of the wrong type reads as absent instead of failing the
+    reply (a list page must not be lost to one odd session).
+    """
+
+    id: BatchId
+    state: RawState
+    app_id: OptionalText = Field(None, alias="appId")
+    name: OptionalText = None
+    owner: OptionalText = None
+    proxy_user: OptionalText = Field(None, alias="proxyUser")
+    kind: OptionalText = None
     # DLI sends the last 10 lines; never trust it to be present.
-    log: list[str] = Field(default_factory=list)
-    sc_type: str | None = None
-    cluster_name: str | None = None
-    queue: str | None = None
-    create_time: int | None = None
-    update_time: int | None = None
-    duration: int | None = None
+    log: LogLines = Field(default_factory=list)
+    sc_type: OptionalText = None
+    cluster_name: OptionalText = None
+    queue: OptionalText = None
+    create_time: OptionalMillis = None
+    update_time: OptionalMillis = None
+    duration: OptionalMillis = None
     # Details and list only: the stored request, itself a JSON string (dli_02_0126).
-    req_body: str | None = None
-    feature: str | None = None
-    spark_version: str | None = None
-    image: str | None = None
+    req_body: OptionalText = None
+    feature: OptionalText = None
+    spark_version: OptionalText = None
+    image: OptionalText = None
 
     @property
     def created_at(self) -> datetime | None:
@@ -216,35 +293,97 @@ class BatchJob(_Response):
         return from_millis(self.update_time)
 
 
-class BatchList(_Response):
-    """``GET /batches``: one page; the count is ``total``, not ``total_count`` (dli_02_0125)."""
+class IncompleteSession(BaseModel):
+    """A list entry without a readable ``id`` or ``state``: what can still be said about it."""
 
-    from_: int = Field(0, alias="from")
-    total: int = 0
-    sessions: list[BatchJob] = Field(default_factory=list)
-    create_time: int | None = None
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None
+    name: str | None
+    reason: str
+
+
+def _incomplete(raw: object, error: ValidationError) -> IncompleteSession:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "session"
+    fields = raw if isinstance(raw, dict) else {}
+    found_id, name = fields.get("id"), fields.get("name")
+    return IncompleteSession(
+        id=found_id if is_batch_id(found_id) else None,
+        name=name if isinstance(name, str) else None,
+        reason=f"{where}: {first['msg']}"[:200],
+    )
+
+
+class BatchList(_Response):
+    """``GET /batches``: one page; the count is ``total``, not ``total_count`` (dli_02_0125).
+
+    ``total`` and ``sessions`` are required: a 200 without them (an error body sent with 200)
+    is not an empty page, it is an unreadable one, and reading it as "no jobs" would make an
+    adoption look-up post the job twice (issue 10, item 4). A session without a readable id
+    or state is kept in ``incomplete`` (never in ``sessions``, never dropped silently): a poll
+    can skip it and GET its job, a look-up by name must not conclude the job is absent.
+    """
+
+    from_: OptionalMillis = Field(0, alias="from")
+    total: int = Field(ge=0)
+    sessions: list[BatchJob]
+    create_time: OptionalMillis = None
+    incomplete: list[IncompleteSession] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_sessions(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("sessions"), list):
+            return data
+        sessions: list[BatchJob] = []
+        incomplete: list[IncompleteSession] = []
+        for raw in data["sessions"]:
+            try:
+                sessions.append(BatchJob.model_validate(raw))
+            except ValidationError as error:
+                incomplete.append(_incomplete(raw, error))
+        return {**data, "sessions": sessions, "incomplete": incomplete}
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON true is not a count; pydantic would read it as 1.
+        if isinstance(value, bool):
+            raise ValueError("total must be a number")
+        return value
 
 
 class BatchStateResponse(_Response):
     """``GET /batches/{id}/state`` (dli_02_0127)."""
 
-    id: str
-    state: BatchState
+    id: BatchId
+    state: RawState
 
 
 class BatchCancelResponse(_Response):
     """``DELETE /batches/{id}``: ``{"msg": "deleted"}`` (dli_02_0129)."""
 
-    msg: str | None = None
+    msg: OptionalText = None
 
 
 class BatchLog(_Response):
-    """``GET /batches/{id}/log`` (dli_02_0128, deprecated by DLI but still served)."""
+    """``GET /batches/{id}/log`` (dli_02_0128, deprecated by DLI but still served).
 
-    id: str | None = None
-    from_: int = Field(0, alias="from")
-    total: int = 0
-    log: list[str] = Field(default_factory=list)
+    ``log`` is required: a 200 without it is no log, not an empty one.
+    """
+
+    id: OptionalText = None
+    from_: OptionalMillis = Field(0, alias="from")
+    total: OptionalMillis = 0
+    log: LogLines
+
+    @field_validator("log", mode="before")
+    @classmethod
+    def _present(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("log is missing")
+        return value
 
 
 class ErrorBody(_Response):

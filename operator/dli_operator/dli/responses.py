@@ -7,6 +7,7 @@ the documented shape all end as a ``DliError`` with a readable message, never a 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from dli_operator.dli.errors import (
+    BODY_EXCERPT_CHARS,
     DliConnectError,
     DliError,
     DliProtocolError,
@@ -26,6 +28,9 @@ from dli_operator.dli.models import ErrorBody
 from dli_operator.dli.retries import parse_retry_after
 
 M = TypeVar("M", bound=BaseModel)
+
+# The spellings of an error code the SDK's exception handler reads (see ``ErrorBody``).
+ERROR_CODE_KEYS = ("error_code", "errorCode")
 
 # httpx exceptions that mean the request never left this process.
 _NEVER_SENT = (
@@ -45,20 +50,22 @@ def transport_error(exc: Exception, operation: str) -> DliTransportError:
     return DliTransportError(text, operation=operation)
 
 
-def decode_response(response: httpx.Response, model: type[M], operation: str) -> M:
+def decode_response(response: httpx.Response, content: bytes, model: type[M], operation: str) -> M:
+    """The model a 2xx ``content`` holds, or the ``DliError`` an error reply or bad body means."""
     status = response.status_code
     content_type = response.headers.get("Content-Type", "")
     if not 200 <= status < 300:
-        body = parse_error_body(status, response.content, content_type)
+        body = parse_error_body(status, content, content_type)
         raise _api_error(response, body, operation)
     try:
-        data = response.json()
+        data = json.loads(content)
     except ValueError:
-        body = parse_error_body(status, response.content, content_type)
+        body = parse_error_body(status, content, content_type)
         raise DliProtocolError(f"DLI {operation}: {body.error_msg}", operation=operation) from None
     # The v1.0 envelope (dli_02_0174): a 200 can still say it failed.
     if isinstance(data, dict) and data.get("is_success") is False:
         raise _api_error(response, ErrorBody.model_validate(data), operation)
+    _refuse_error_body(data, status, operation)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -66,6 +73,25 @@ def decode_response(response: httpx.Response, model: type[M], operation: str) ->
         where = ".".join(str(part) for part in first["loc"]) or "body"
         text = f"HTTP {status} body is not a {model.__name__}: {where}: {first['msg']}"
         raise DliProtocolError(f"DLI {operation}: {text}", operation=operation) from None
+
+
+def _refuse_error_body(data: object, status: int, operation: str) -> None:
+    """A 2xx that carries ``error_code`` is an error in disguise, never an (empty) answer.
+
+    Gateways and DLI itself have sent ``{"error_code": "DLI.0999", ...}`` with 200; reading
+    that as a list without sessions made adoption post a job twice (issue 10, item 4). It is
+    a protocol error, which is retried: the request may well succeed next time.
+    """
+    if not isinstance(data, dict):
+        return
+    code = next((data[k] for k in ERROR_CODE_KEYS if data.get(k) not in (None, "")), None)
+    if code is None:
+        return
+    body = parse_error_body(status, json.dumps(data).encode(), "application/json")
+    text = f"HTTP {status} with an error body: {str(code)[:64]}: {body.error_msg}"
+    raise DliProtocolError(
+        f"DLI {operation}: {text[: BODY_EXCERPT_CHARS * 2]}", operation=operation
+    )
 
 
 def _api_error(response: httpx.Response, body: ErrorBody, operation: str) -> DliError:
