@@ -188,16 +188,14 @@ class DliClient:
     async def get_batch(self, batch_id: str) -> BatchJob:
         """A job's details (dli_02_0126)."""
         path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch')}"
-        job = await self._call("get_batch", "GET", path, BatchJob)
-        _same_id(batch_id, job.id, "get_batch")
-        return job
+        return await self._call("get_batch", "GET", path, BatchJob, about=batch_id)
 
     async def get_batch_state(self, batch_id: str) -> BatchStateResponse:
         """Just a job's state, the cheapest poll (dli_02_0127)."""
         path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch_state')}/state"
-        reply = await self._call("get_batch_state", "GET", path, BatchStateResponse)
-        _same_id(batch_id, reply.id, "get_batch_state")
-        return reply
+        return await self._call(
+            "get_batch_state", "GET", path, BatchStateResponse, about=batch_id
+        )
 
     async def cancel_batch(self, batch_id: str) -> BatchCancelResponse:
         """Cancel a starting, running or recovering job (dli_02_0129)."""
@@ -310,6 +308,7 @@ class DliClient:
         *,
         query: Sequence[tuple[str, QueryValue]] = (),
         body: bytes | None = None,
+        about: str | None = None,
     ) -> M:
         """The one send path: attempt, observe, retry per policy, raise ``DliError``."""
         # Sent exactly as signed: the canonical query, so httpx has nothing to re-encode.
@@ -322,6 +321,8 @@ class DliClient:
             attempt_started = self._monotonic()
             try:
                 result = await self._attempt(operation, method, url, model, body)
+                if about is not None:
+                    _same_id(about, str(getattr(result, "id", "")), operation)
             except DliError as err:
                 self._observe(operation, err.outcome, self._monotonic() - attempt_started)
                 elapsed = self._monotonic() - started
