@@ -211,3 +211,59 @@ async def test_control_calls_are_not_counted_as_dli_calls(
     await dli.get("/batches")
     await control.get("/jobs")
     assert (await control.get("/calls")).json()["calls"] == {"list": 1}
+
+
+async def test_a_share_of_calls_can_be_faulted_with_any_rule(
+    dli: httpx.AsyncClient, control: httpx.AsyncClient
+) -> None:
+    """Storms: ``rate`` spreads a rule over the calls, as throttles do (0.25: every 4th)."""
+    await script(control, {"action": "respond", "status": 503, "rate": 0.25, "times": 100})
+    answers = [(await dli.get("/batches")).status_code for _ in range(8)]
+    assert answers == [200, 200, 200, 503, 200, 200, 200, 503]
+
+
+async def test_a_200_can_carry_an_error_body(
+    dli: httpx.AsyncClient, control: httpx.AsyncClient
+) -> None:
+    body = {"error_code": "DLI.0999", "error_msg": "Internal error"}
+    await script(control, {"operation": "list", "action": "respond", "status": 200, "body": body})
+    response = await dli.get("/batches")
+    assert (response.status_code, response.json()) == (200, body)
+
+
+async def test_a_mangled_reply_loses_or_nulls_fields_in_it_and_in_each_session(
+    dli: httpx.AsyncClient, control: httpx.AsyncClient
+) -> None:
+    created = [(await dli.post("/batches", json=JAR)).json()["id"] for _ in range(2)]
+    await script(
+        control,
+        {"operation": "list", "action": "mangle", "remove": ["total"], "set": {"state": None}},
+        {"operation": "show", "action": "mangle", "remove": ["id"]},
+    )
+    listed = (await dli.get("/batches")).json()
+    assert "total" not in listed
+    assert sorted(s["id"] for s in listed["sessions"]) == sorted(created)
+    assert [s["state"] for s in listed["sessions"]] == [None, None]
+    shown = (await dli.get(f"/batches/{created[0]}")).json()
+    assert "id" not in shown
+    assert shown["state"] == "starting"
+    assert (await dli.get("/batches")).json()["total"] == 2, "the fault was used up"
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"action": "late", "operation": "list", "seconds": 1}, "create"),
+        ({"action": "late", "operation": "create"}, "seconds"),
+        ({"action": "mangle", "operation": "list"}, "remove or set"),
+        ({"action": "mangle", "remove": "total"}, "remove"),
+        ({"action": "drip", "seconds": 1, "chunkBytes": 0}, "chunkBytes"),
+        ({"action": "respond", "status": 503, "rate": 0}, "rate"),
+    ],
+)
+async def test_the_new_fault_scripts_are_checked_too(
+    control: httpx.AsyncClient, spec: dict[str, Any], named: str
+) -> None:
+    response = await control.post("/faults", json=spec)
+    assert response.status_code == 400
+    assert named in response.json()["error"]

@@ -7,11 +7,14 @@ Kept apart from the routes so the order of those steps is written down once, her
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from dli_operator.emulator.clock import Clock
 from dli_operator.emulator.config import EmulatorConfig
@@ -22,6 +25,8 @@ from dli_operator.emulator.replies import THROTTLED, ApiError, error_response, j
 from dli_operator.emulator.state import Store
 
 Handler = Callable[[Request, bytes], Awaitable[Response]]
+
+logger = logging.getLogger(__name__)
 
 # APIG's throttling limit as reported in its message (dli-api.md section 3); informative only.
 THROTTLE_LIMIT = 1000
@@ -38,6 +43,8 @@ class Emulator:
         self.calls: Counter[str] = Counter()
         self.outcomes: dict[str, Counter[str]] = {}
         self._release: asyncio.Event | None = None
+        self._late: set[asyncio.Task[None]] = set()
+        self._resets = 0
 
     def reset(self) -> None:
         """Forget jobs, counters and faults; release every hung call."""
@@ -48,6 +55,9 @@ class Emulator:
         if self._release is not None:
             self._release.set()
             self._release = None
+        self._resets += 1
+        for task in self._late:
+            task.cancel()
 
     def close(self) -> None:
         if self.store.journal is not None:
@@ -73,15 +83,48 @@ class Emulator:
             raise ApiError(429, "APIG.0308", THROTTLED.format(limit=THROTTLE_LIMIT), headers)
         body = await request.body()
         rule = self.faults.take(operation, "before")
+        if rule is not None and rule.action == "late":
+            return await self._create_late(rule, request, body, handler)
         if rule is not None and (early := await self._apply(rule, request)) is not None:
             return early
         project_id = request.path_params["project_id"]
         authenticate(request, body, self.config, self.clock(), project_id)
         response = await handler(request, body)
         rule = self.faults.take(operation, "after")
+        if rule is not None and rule.action in ("mangle", "drip"):
+            return _reshaped(rule, response)
         if rule is not None and (late := await self._apply(rule, request)) is not None:
             return late
         return response
+
+    async def _create_late(
+        self, rule: Rule, request: Request, body: bytes, handler: Handler
+    ) -> Response:
+        """The slow back end: no answer; the create happens ``seconds`` after the client left.
+
+        This is how a POST that timed out still creates its job (issue 10, item 3): whoever
+        posts again right after a timeout makes a second job.
+        """
+        project_id = request.path_params["project_id"]
+        authenticate(request, body, self.config, self.clock(), project_id)
+        resets = self._resets
+        await self._hang(request)
+        if resets != self._resets:  # released by a reset: that create is forgotten too
+            return error_response(ApiError(503, "APIG.0201", "Backend timeout"), "")
+        task = asyncio.ensure_future(self._carry_out_later(rule.seconds, request, body, handler))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        return error_response(ApiError(503, "APIG.0201", "Backend timeout"), request_id(request))
+
+    @staticmethod
+    async def _carry_out_later(
+        seconds: float, request: Request, body: bytes, handler: Handler
+    ) -> None:
+        await asyncio.sleep(seconds)
+        try:
+            await handler(request, body)
+        except ApiError as error:  # an invalid request fails late too: nothing is created
+            logger.info("late create refused: %s", error)
 
     async def _apply(self, rule: Rule, request: Request) -> Response | None:
         """Carry out a rule; ``None`` means "go on with the real reply" (a plain delay)."""
@@ -109,6 +152,28 @@ class Emulator:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _reshaped(rule: Rule, response: Response) -> Response:
+    """The real reply with fields removed or nulled (``mangle``) or sent slowly (``drip``)."""
+    body = bytes(response.body)
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    if rule.action == "mangle":
+        with contextlib.suppress(ValueError):  # not JSON: nothing to mangle
+            body = json.dumps(rule.mangled(json.loads(body)), separators=(",", ":")).encode()
+        return Response(body, status_code=response.status_code, headers=headers)
+    return StreamingResponse(
+        _drip(body, rule.chunk_bytes, rule.seconds),
+        status_code=response.status_code,
+        headers=headers,
+    )
+
+
+async def _drip(body: bytes, size: int, pause: float) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        if start:
+            await asyncio.sleep(pause)
+        yield body[start : start + size]
 
 
 async def _disconnect(request: Request) -> None:
