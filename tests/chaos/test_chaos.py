@@ -1,0 +1,380 @@
+"""The chaos suite (issue 10): the operator, the control plane and the DLI emulator as real
+processes, driven through faults; every scenario ends with the same audit (conftest.Audit):
+
+- each DliBatchJob is final, or running while DLI runs it, and agrees with its DLI batch;
+- exactly one DLI batch per attempt (``/_emulator/jobs``; batches are ``<name>-<uid8>-<n>``);
+- no job forgotten (a batch no status records, a status pointing at no batch) or stuck;
+- the batches of deleted jobs are not left running; no operator exit it did not ask for;
+- no AK, SK or token in the operator logs, the Events or the statuses.
+
+``DLI_CHAOS_SCALE=short`` (default; part of ``make test``) or ``full`` (``make chaos``). Each
+scenario prints a ``CHAOS {...}`` line and stores its figures for docs/reliability.md
+(tests/chaos/report.py). Random moments come from a seeded generator: ``DLI_TEST_SEED``
+replays a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dli_operator import controlplane
+
+from .conftest import ACCESS_KEY, SECRET_KEY, Audit, ChaosEmulator, Record, assert_clean, scaled
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(3600)]
+
+RUN_SECONDS, OUTCOME = "spark.dli.emulator.runSeconds", "spark.dli.emulator.outcome"
+FAIL_FIRST, FAIL_KEY = "spark.dli.emulator.failFirst", "spark.dli.emulator.key"
+ERROR_BODY = {"error_code": "DLI.0999", "error_msg": "Internal error (sent with HTTP 200)"}
+MANY = 10**9  # "times" of a rule meant to last until cleared
+PEERING_YAML = Path(__file__).resolve().parents[2] / "deploy" / "base" / "peering.yaml"
+
+
+def seeded() -> random.Random:
+    seed = int(os.environ.get("DLI_TEST_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"DLI_TEST_SEED={seed}")
+    return random.Random(seed)
+
+
+def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str, dict[str, Any]]:
+    """Jobs that succeed, recover from a death, always die, or run long (to cancel)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for i in range(count):
+        name = f"{prefix}-{i:03d}"
+        run = {RUN_SECONDS: str(rng.randint(1, 6))}
+        match i % 5:
+            case 1:
+                conf = {**run, FAIL_FIRST: "1", FAIL_KEY: name}
+                specs[name] = {"autoRecovery": True, "maxRetryTimes": 2, "conf": conf}
+            case 2:
+                specs[name] = {
+                    "autoRecovery": True,
+                    "maxRetryTimes": 1,
+                    "conf": {**run, OUTCOME: "dead"},
+                }
+            case 3:
+                specs[name] = {"conf": {RUN_SECONDS: str(rng.randint(20, 40))}}
+            case _:
+                specs[name] = {"conf": run}
+    return specs
+
+
+def started(ops: list[Any], audit: Audit, op: Any) -> Any:
+    ops.append(op)
+    audit.logs.append(op.log)
+    return op
+
+
+def finish(
+    audit: Audit, ops: list[Any], record: Record, scenario: str, iterations: int, began: float,
+    *, timeout: float, notes: str = "", settle_also: frozenset[str] = frozenset(),
+) -> None:  # fmt: skip
+    """Wait for the jobs to settle, audit, record the figures, and fail on any finding."""
+    audit.wait_settled(timeout, also=settle_also)
+    found = audit.run(ops)
+    record(scenario, iterations, found, began, notes)
+    assert_clean(found)
+
+
+def test_sigkill_of_the_operator_at_random_moments(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """Across submit (creates linger 0.7 s after DLI stored the job), poll, retry, suspend
+    (cancel), and delete (cancel, then finalizer removal)."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    kills, count = scaled(6, 100), scaled(10, 40)
+    specs = mixed_jobs(rng, count)
+    emulator.fault(operation="create", action="delay", when="after", seconds=0.7, times=MANY)
+    names = list(specs)
+    waves = [names[i :: max(1, kills // 2)] for i in range(max(1, kills // 2))]
+    long_ones = [n for n in names if int(specs[n]["conf"].get(RUN_SECONDS, 0)) >= 20]
+    to_delete, to_suspend = long_ones[::2], long_ones[1::2]
+    for kill in range(kills):
+        if kill < len(waves) and waves[kill]:
+            jobs.apply_many({n: specs[n] for n in waves[kill]})
+        if kill == kills // 2:
+            for name in to_delete:
+                audit.forget(name)
+                jobs.delete(name, wait=False)
+            for name in to_suspend:
+                jobs.patch(name, {"suspend": True})
+        op = started(ops, audit, start_operator())
+        time.sleep(rng.uniform(1.0, 5.0))
+        op.kill()
+    started(ops, audit, start_operator())
+    _wait_gone(jobs, to_delete, timeout=scaled(90, 300))
+    finish(
+        audit, ops, record, "sigkill", kills, began, timeout=scaled(150, 600),
+        settle_also=frozenset({"Suspended"}),
+        notes=f"{count} jobs; {len(to_delete)} deleted and {len(to_suspend)} suspended mid-run",
+    )  # fmt: skip
+
+
+def test_ha_two_replicas_under_load_with_the_active_one_killed_or_paused(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    rng, began, ops = seeded(), time.monotonic(), []
+    lifetime = 5
+    install_peering(kube, namespace)
+    env = {"DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(lifetime)}
+    priority = 100
+
+    def replica() -> Any:
+        nonlocal priority
+        priority += 10
+        op = start_operator("--peering", "dli-operator", "--priority", str(priority), env=env)
+        op.priority = priority
+        return started(ops, audit, op)
+
+    replica(), replica()
+    count, disruptions = scaled(20, 200), scaled(3, 20)
+    jobs.apply_many(mixed_jobs(rng, count, prefix="ha"))
+    emulator.fault(operation="create", action="delay", when="after", seconds=0.5, times=MANY)
+    paused = 0
+    for turn in range(disruptions):
+        time.sleep(rng.uniform(3.0, 8.0))
+        alive = [op for op in ops if op.process.poll() is None]
+        active = max(alive, key=lambda op: op.priority)
+        if turn % 2 == 0:
+            active.kill()
+            replica()
+        else:  # the item-1 case: a paused active replica that wakes up after the handover
+            active.process.send_signal(signal.SIGSTOP)
+            time.sleep(lifetime + rng.uniform(1.0, 4.0))
+            active.process.send_signal(signal.SIGCONT)
+            paused += 1
+    finish(
+        audit, ops, record, "ha", disruptions, began, timeout=scaled(180, 900),
+        notes=f"{count} jobs; {disruptions - paused} SIGKILLs, {paused} SIGSTOP/SIGCONT "
+        f"of the active replica; peering lifetime {lifetime}s",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+def test_control_plane_restarts(
+    component: str, jobs, kube, namespace, emulator, start_operator, audit: Audit, record: Record
+) -> None:
+    pids = kube.kubeconfig.parent / "pids.json"
+    if os.environ.get("DLI_TEST_KUBECONFIG") or not pids.exists():
+        pytest.skip("needs the suite's own control plane to restart")
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, restarts = scaled(6, 30), scaled(1, 3)
+    jobs.apply_many(mixed_jobs(rng, count, prefix="cp"))
+    started(ops, audit, start_operator())
+    for _ in range(restarts):
+        time.sleep(rng.uniform(2.0, 6.0))
+        restart_control_plane_process(kube, component)
+    finish(
+        audit, ops, record, f"{component}-restart", restarts, began, timeout=scaled(150, 400),
+        notes=f"{count} jobs; SIGKILL and restart of {component}",
+    )  # fmt: skip
+
+
+def test_emulator_restart_with_its_state_file(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, restarts = scaled(6, 30), scaled(2, 5)
+    jobs.apply_many(mixed_jobs(rng, count, prefix="emu"))
+    started(ops, audit, start_operator())
+    for _ in range(restarts):
+        time.sleep(rng.uniform(2.0, 6.0))
+        emulator.stop(signal.SIGKILL)
+        time.sleep(rng.uniform(0.5, 3.0))
+        emulator.start()
+    finish(
+        audit, ops, record, "emulator-restart", restarts, began, timeout=scaled(150, 400),
+        notes=f"{count} jobs; SIGKILL of the emulator, restarted from its state file",
+    )  # fmt: skip
+
+
+def test_a_dli_outage_keeps_the_request_rate_bounded_and_jobs_resume(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """Connection refused for the whole outage; the operator's own counters say what it sent."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, outage = scaled(6, 30), scaled(20, 120)
+    port = controlplane.free_port()
+    env = {
+        "DLI_OPERATOR_METRICS__PORT": str(port),
+        "DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS": "5",
+        "DLI_OPERATOR_RECONCILE__ERROR_BACKOFF_SECONDS": "5",
+    }
+    specs = {n: {"conf": {RUN_SECONDS: str(rng.randint(outage // 2, outage))}} for n in
+             (f"out-{i:03d}" for i in range(count))}  # fmt: skip
+    jobs.apply_many(specs)
+    started(ops, audit, start_operator(env=env))
+    _wait(lambda: sum(p == "Running" for p in jobs.phases().values()) == count, 120, "all running")
+    before = dli_requests(port)
+    emulator.stop()
+    time.sleep(outage)
+    during = dli_requests(port) - before
+    emulator.start()
+    per_job_minute = during / count / (outage / 60)
+    finish(
+        audit, ops, record, "dli-outage", 1, began, timeout=scaled(150, 400),
+        notes=f"{count} running jobs, {outage}s of connection refused: {during:.0f} DLI "
+        f"requests, {per_job_minute:.1f} per job per minute (poll interval 5s)",
+    )  # fmt: skip
+    assert per_job_minute <= 60, "a tight retry loop during the outage"
+
+
+def test_a_dli_storm_with_many_jobs_in_flight(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """30% 5xx, 10% 429 with Retry-After, 5% hangs, 10% late creates, 5% 200 error bodies."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, storm = scaled(20, 200), scaled(40, 180)
+    emulator.fault(operation="*", action="throttle", rate=0.1, retryAfter=1)
+    emulator.fault(operation="create", action="late", seconds=4, rate=0.1, times=MANY)
+    emulator.fault(operation="*", action="hang", rate=0.05, times=MANY)
+    emulator.fault(
+        operation="list", action="respond", status=200, body=ERROR_BODY, rate=0.05, times=MANY
+    )
+    emulator.fault(operation="*", action="respond", status=503, rate=0.3, times=MANY)
+    jobs.apply_many(mixed_jobs(rng, count, prefix="storm"))
+    started(ops, audit, start_operator())
+    time.sleep(storm)
+    outcomes = emulator.outcomes()
+    emulator.clear_faults()
+    finish(
+        audit, ops, record, "dli-storm", count, began, timeout=scaled(180, 900),
+        notes=f"{count} jobs, {storm}s of storm; answers during it: {_summary(outcomes)}",
+    )  # fmt: skip
+
+
+def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_heals(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    began, ops = time.monotonic(), []
+    wrong_ak, wrong_sk, blocked = "WRONGAK1234567890", "wrong-sk-chaos-5e1d3a", 10
+    audit.secrets |= {wrong_ak, wrong_sk}
+    put_secret(kube, namespace, wrong_ak, wrong_sk)
+    count, window = scaled(3, 10), scaled(30, 120)
+    env = {"DLI_OPERATOR_RECONCILE__BLOCKED_RETRY_SECONDS": str(blocked)}
+    started(ops, audit, start_operator(env=env))
+    ref = {"credentialsSecretRef": {"name": "chaos-creds"}}
+    jobs.apply_many({f"auth-{i}": {**ref, "conf": {RUN_SECONDS: "2"}} for i in range(count)})
+    _wait(lambda: _denied(emulator) > 0, 60, "a signed call denied")
+    first = _denied(emulator)
+    time.sleep(window)
+    denied = _denied(emulator) - first
+    reasons = {_submitted_reason(jobs.status(n)) for n in jobs.phases()}
+    put_secret(kube, namespace, ACCESS_KEY, SECRET_KEY)
+    per_job_minute = denied / count / (window / 60)
+    finish(
+        audit, ops, record, "auth-faults", count, began, timeout=scaled(120, 300),
+        notes=f"wrong AK/SK for {window}s: {denied} denied calls, {per_job_minute:.1f} per job "
+        f"per minute (blocked retry {blocked}s); conditions {sorted(map(str, reasons))}; "
+        "then the Secret was rotated to the right keys",
+    )  # fmt: skip
+    assert reasons == {"AuthenticationFailed"}, reasons
+    assert per_job_minute <= 60 / blocked + 1, "wrong keys are retried in a tight loop"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def install_peering(kube, namespace: str) -> None:
+    import yaml
+
+    crds = [
+        d
+        for d in yaml.safe_load_all(PEERING_YAML.read_text())
+        if d and d["kind"] == "CustomResourceDefinition"
+    ]
+    kube.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds)
+    )
+    for crd in crds:
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
+    peering = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "KopfPeering",
+        "metadata": {"name": "dli-operator"},
+    }
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))  # fmt: skip
+
+
+def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:
+    secret = {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "chaos-creds", "namespace": namespace},
+        "stringData": {"accessKey": access_key, "secretKey": secret_key},
+    }  # fmt: skip
+    kube.kubectl("apply", "-f", "-", input=json.dumps(secret))
+
+
+def restart_control_plane_process(kube, component: str) -> None:
+    """SIGKILL one process of the suite's control plane; start it again, same command line."""
+    pidfile = kube.kubeconfig.parent / "pids.json"
+    pids = json.loads(pidfile.read_text())
+    pid = pids[component]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    os.kill(pid, signal.SIGKILL)
+    child = controlplane._CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait()
+    log = (kube.kubeconfig.parent / f"{component}.log").open("ab")
+    proc = subprocess.Popen(
+        [a.decode() for a in argv], stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=controlplane.die_with_parent,
+    )  # fmt: skip
+    log.close()
+    controlplane._CHILDREN[proc.pid] = proc
+    pidfile.write_text(json.dumps({**pids, component: proc.pid}))
+    _wait(
+        lambda: kube.kubectl("get", "--raw", "/readyz", check=False).returncode == 0, 120, "ready"
+    )
+
+
+def dli_requests(port: int) -> float:
+    """DLI calls the operator made so far (every attempt), from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("dli_operator_api_requests_total{")
+    )
+
+
+def _submitted_reason(status: dict[str, Any]) -> str | None:
+    conditions = status.get("conditions") or []
+    return next((c["reason"] for c in conditions if c["type"] == "Submitted"), None)
+
+
+def _denied(emulator: ChaosEmulator) -> int:
+    return sum(counts.get("401", 0) for counts in emulator.outcomes().values())
+
+
+def _summary(outcomes: dict[str, dict[str, int]]) -> str:
+    total: dict[str, int] = {}
+    for counts in outcomes.values():
+        for code, n in counts.items():
+            total[code] = total.get(code, 0) + n
+    return ", ".join(f"{code}: {n}" for code, n in sorted(total.items()))
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.5)
+
+
+def _wait_gone(jobs: Any, names: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(jobs.exists(n) for n in names) and time.monotonic() < deadline:
+        time.sleep(1.0)
