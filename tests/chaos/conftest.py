@@ -213,7 +213,7 @@ class Audit:
         for key, item in owners.items():
             self._one(found, key, item, held.get(key, []))
         found.operator_exits = _unasked_exits(operators) - expected_exits
-        found.secret_hits = self._secret_hits()
+        found.secret_hits = self._secret_hits(found)
         return found
 
     def _one(
@@ -254,13 +254,20 @@ class Audit:
         # Not final: only "correctly running" counts, i.e. DLI runs it too.
         return remote is not None and remote["state"] not in ("success", "dead")
 
-    def _secret_hits(self) -> int:
-        texts = [p.read_text(errors="replace") for p in self.logs if p.exists()]
+    def _secret_hits(self, found: Findings) -> int:
+        sources = {str(p.name): p.read_text(errors="replace") for p in self.logs if p.exists()}
         events = self.kube.kubectl("get", "events", "-n", self.namespace, "-o", "json").stdout
-        statuses = json.dumps([i.get("status") for i in self.items()])
-        return sum(
-            text.count(secret) for text in (*texts, events, statuses) for secret in self.secrets
-        )
+        sources |= {
+            "events": events,
+            "statuses": json.dumps([i.get("status") for i in self.items()]),
+        }
+        hits = 0
+        for where, text in sources.items():
+            for secret in self.secrets:
+                if count := text.count(secret):
+                    hits += count
+                    found.problems.append(f"{count} x {secret[:4]}... in {where}")
+        return hits
 
 
 def _uid8(item: dict[str, Any]) -> str:
