@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean
+.PHONY: test lint unit e2e chaos control-plane cluster cluster-down dev dev-down docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ unit: $(VENV)/.installed
 
 e2e: $(VENV)/.installed control-plane
 	$(BIN)/pytest tests/e2e
+
+## The chaos suite at full scale (docs/reliability.md); `make test` runs its short form.
+## Figures go to .local/chaos/full.json; the table in docs/reliability.md is rewritten from them.
+chaos: $(VENV)/.installed control-plane
+	DLI_CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos -s -p no:randomly
+	$(BIN)/python tests/chaos/report.py $(LOCAL)/chaos/full.json --update docs/reliability.md
 
 cluster: $(VENV)/.installed control-plane
 	$(BIN)/dli-operator cluster up --workdir $(LOCAL)/cluster --kubeconfig $(LOCAL)/kubeconfig
