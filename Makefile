@@ -39,7 +39,7 @@ e2e: $(VENV)/.installed control-plane
 ## The chaos suite at full scale (docs/reliability.md); `make test` runs its short form.
 ## Figures go to .local/chaos/full.json; the table in docs/reliability.md is rewritten from them.
 chaos: $(VENV)/.installed control-plane
-	DLI_CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos -s -p no:randomly
+	DLI_CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos -s
 	$(BIN)/python tests/chaos/report.py $(LOCAL)/chaos/full.json --update docs/reliability.md
 
 cluster: $(VENV)/.installed control-plane
