@@ -6,8 +6,8 @@ signing keys, loopback only, free ports, logs to files. There is no controller-m
 scheduler: namespaces never finish terminating and pods never run, which the tests account for.
 
 The binaries come from ``hack/build-tools.sh control-plane`` (built from the Go module proxy,
-cached by version) or from the folder named by ``DLI_CONTROL_PLANE_BIN``. This module is a development tool;
-the operator never imports it.
+cached by version) or from the folder named by ``DLI_CONTROL_PLANE_BIN``. This module is a
+development tool; the operator never imports it.
 """
 
 from __future__ import annotations
