@@ -406,6 +406,8 @@ class Driver:
             return self.interval
         if time.monotonic() - claim.at > CLAIM_SECONDS:
             return CONFLICT_RETRY_SECONDS  # stalled since the claim: claim again first
+        # From here this call may reach DLI: no memory may say otherwise.
+        self.ledger.unsent.pop(uid, None)
         try:
             created = await dli.client.create_batch(request)
         except errors.DliError as exc:

@@ -919,3 +919,18 @@ def _session(batch: dict[str, Any]) -> dict[str, Any]:
         "update_time": batch.get("create_time", 1_700_000_000_000),
         "log": [],
     }
+
+
+async def test_a_refused_call_then_a_timed_out_one_is_looked_up_not_sent_a_third_time(
+    op: Harness,
+) -> None:
+    op.create()
+    op.wire.refuse_posts = 1
+    await op.step()  # provably never reached DLI
+    op.wire.hold_posts = 1
+    await op.step()  # sent again under the same claim: this one may have reached DLI
+    await op.wire.deliver_held()
+    await op.step()
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.condition("Submitted")["reason"] == "Adopted"
