@@ -6,14 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LOCAL=.local
-BIN=.venv/bin
+# The folder and ports can be moved (tests/e2e/test_dev_demo.py runs the demo beside another).
+LOCAL=${DLI_DEV_DIR:-.local}
+BIN=${DLI_DEV_BIN:-.venv/bin}
 KCFG=$LOCAL/kubeconfig
-EMULATOR_PORT=8099
+EMULATOR_PORT=${DLI_DEV_EMULATOR_PORT:-8099}
+HEALTH_PORT=${DLI_DEV_HEALTH_PORT:-8080}
+METRICS_PORT=${DLI_DEV_METRICS_PORT:-9090}
 PROJECT_ID=0123456789abcdef0123456789abcdef
 mkdir -p "$LOCAL"
 
 say() { printf '[dev] %s\n' "$*"; }
+same_file() { [ -e "$2" ] && [ "$(realpath -m "$1")" = "$(realpath -m "$2")" ]; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 kc() { kubectl --kubeconfig "$KCFG" "$@"; }
 
@@ -26,9 +30,13 @@ wait_for_port() {
 }
 
 cluster_up() {
-  if [ -n "${KUBECONFIG:-}" ] && kubectl get --raw /readyz >/dev/null 2>&1; then
+  if [ -n "${KUBECONFIG:-}" ] && ! same_file "$KUBECONFIG" "$KCFG" \
+      && kubectl get --raw /readyz >/dev/null 2>&1; then
     say "using the cluster in KUBECONFIG=$KUBECONFIG"
-    kubectl config view --raw --minify > "$KCFG"
+    # Through a temporary file: KUBECONFIG may name $KCFG itself (the README suggests exporting
+    # it), and redirecting into the file kubectl reads would truncate it first.
+    kubectl config view --raw --minify > "$KCFG.tmp"
+    mv "$KCFG.tmp" "$KCFG"
   elif kc get --raw /readyz >/dev/null 2>&1; then
     say "control plane already running"
   else
@@ -57,8 +65,9 @@ operator_up() {
   DLI_OPERATOR_DLI__ACCESS_KEY=EMULATORAK \
   DLI_OPERATOR_DLI__SECRET_KEY=EMULATORSK \
   DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=2 \
+  DLI_OPERATOR_METRICS__PORT="$METRICS_PORT" \
   nohup "$BIN/dli-operator" run --all-namespaces --standalone \
-    --liveness http://127.0.0.1:8080/healthz >> "$LOCAL/operator.log" 2>&1 &
+    --liveness "http://127.0.0.1:$HEALTH_PORT/healthz" >> "$LOCAL/operator.log" 2>&1 &
   echo $! > "$LOCAL/operator.pid"
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
 }

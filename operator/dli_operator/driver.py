@@ -2,19 +2,30 @@
 
 The pure core (``reconcile.py``) decides; this module performs: it resolves credentials, waits
 for a rate-limit slot, calls DLI, and writes the status directly through the status
-subresource, so each step is stored before the next begins. That ordering is what makes a
-submission exactly-once: the intent is stored before the POST, and a stored intent without a
-batch id is looked up in DLI (and adopted) rather than posted again (DESIGN.md, Behaviour).
+subresource, so each step is stored before the next begins.
+
+A submission is exactly-once because a POST is fenced (DESIGN.md, second round):
+- the intent is stored before anything is sent, with the DLI target it goes to;
+- right before the call, after the rate-limit wait, the process claims the attempt with a
+  conditional status write (resourceVersion precondition) that stores ``sentAt`` and its claim
+  token, and sends only if it still owns the job (kopf has not asked it to stop) and the claim
+  is younger than ``CLAIM_SECONDS``;
+- an intent with ``sentAt`` may have reached DLI: it is looked up by its deterministic name
+  (no time filter) and adopted, and sent again only once no create could still land (the
+  settle period: the claim's lifetime, the longest a call may take, and a late-create margin).
 
 Per-process memory (``Ledger``) serialises steps per object, remembers statuses this process
-wrote (kopf's body can lag behind them), and the intents it stored but never sent, which need
-no lookup. Losing it (a crash) is always safe: the stored status is the source of truth.
+wrote (kopf's body can lag behind them), its fresh claims, and the claims whose call provably
+never reached DLI (bound to the exact stored claim, so void once the stored intent differs).
+Losing it (a crash) is always safe: the stored status is the source of truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,9 +36,10 @@ from pydantic import ValidationError
 from dli_operator import metrics, reconcile
 from dli_operator.dli import errors, retries
 from dli_operator.dli.models import BatchJob, is_terminal
+from dli_operator.kubeapi import KubeApiError
 from dli_operator.reconcile import Reason
 from dli_operator.resources.batchjob import DeletionPolicy, DliBatchJob
-from dli_operator.resources.status import DliBatchJobStatus, Phase
+from dli_operator.resources.status import DliBatchJobStatus, DliTarget, Phase, Submission
 from dli_operator.runtime import ConfigurationError, Dli, Runtime
 from dli_operator.translate import to_request
 
@@ -40,6 +52,11 @@ Announce = Callable[[str, str, str], None]
 IDLE_SECONDS = 300.0
 # A submission expected to wait at least this long for a rate-limit slot says so in its status.
 QUEUE_NOTICE_SECONDS = 2.0
+# A claim older than this is never used for a POST: the process claims again. Bounds how late
+# a create can leave after the stored ``sentAt`` (a process stalled between claim and call).
+CLAIM_SECONDS = 10.0
+# After a conditional write lost a race, look again this soon (kopf's body catches up).
+CONFLICT_RETRY_SECONDS = 1.0
 # Reasons whose conditions are errors: announced as Warning Events when they appear.
 WARNING_REASONS = frozenset(
     {
@@ -52,8 +69,35 @@ WARNING_REASONS = frozenset(
         Reason.CREDENTIALS,
         Reason.AUTHENTICATION_FAILED,
         Reason.RATE_LIMITED,
+        Reason.UNKNOWN_STATE,
+        Reason.CANCEL_REFUSED,
     }
 )
+
+
+def _always() -> bool:
+    return True
+
+
+class Conflict(Exception):
+    """A conditional status write found the object changed: another process acted on it."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim this process stored: its token, ``sentAt``, and when (monotonic) it was stored."""
+
+    token: str
+    sent_at: datetime | None
+    at: float
+
+    def holds(self, submission: Submission | None) -> bool:
+        """Whether ``submission`` is exactly the intent this claim was stored with."""
+        return (
+            submission is not None
+            and submission.claim == self.token
+            and submission.sent_at == self.sent_at
+        )
 
 
 def utcnow() -> datetime:
@@ -66,17 +110,21 @@ class Ledger:
 
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     written: dict[str, tuple[int, DliBatchJobStatus]] = field(default_factory=dict)
-    unposted: set[tuple[str, int]] = field(default_factory=set)
+    claims: dict[str, Claim] = field(default_factory=dict)
+    unsent: dict[str, Claim] = field(default_factory=dict)
+    """Claims whose create call provably never reached DLI (refused connection, 4xx)."""
     deleting: set[str] = field(default_factory=set)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
 
     def forget(self, uid: str) -> None:
+        """Drop everything about a job that is final or gone (memory stays per live job)."""
         self.locks.pop(uid, None)
         self.written.pop(uid, None)
+        self.claims.pop(uid, None)
+        self.unsent.pop(uid, None)
         self.deleting.discard(uid)
-        self.unposted = {k for k in self.unposted if k[0] != uid}
 
 
 class Driver:
@@ -93,12 +141,32 @@ class Driver:
         self.policy = policy
         self.clock = clock
         self.ledger = Ledger()
-        self.interval = runtime.settings.reconcile.poll_interval_seconds
-        self.error_backoff = runtime.settings.reconcile.error_backoff_seconds
-        self.blocked_retry = runtime.settings.reconcile.blocked_retry_seconds
+        settings = runtime.settings
+        self.interval = settings.reconcile.poll_interval_seconds
+        self.error_backoff = settings.reconcile.error_backoff_seconds
+        self.blocked_retry = settings.reconcile.blocked_retry_seconds
+        self.abandon_after = settings.reconcile.abandon_after_seconds
+        # The latest a create can still turn into a DLI job after its stored sentAt: the claim's
+        # lifetime, the longest one call may take, and DLI's late-create margin.
+        self.settle_seconds = (
+            CLAIM_SECONDS
+            + settings.dli.connect_timeout_seconds
+            + settings.dli.read_timeout_seconds
+            + settings.reconcile.late_create_margin_seconds
+        )
 
-    async def step(self, body: Mapping[str, Any], announce: Announce) -> float | None:
-        """One reconcile step; the seconds until the next one, or None once the job is final."""
+    async def step(
+        self,
+        body: Mapping[str, Any],
+        announce: Announce,
+        *,
+        owned: Callable[[], bool] = _always,
+    ) -> float | None:
+        """One reconcile step; the seconds until the next one, or None once the job is final.
+
+        ``owned`` says whether this process still holds the job (kopf has not asked its daemon
+        to stop, e.g. a peering handover); it is checked right before any create call.
+        """
         job = self._parse(body, announce)
         if job is None:
             return IDLE_SECONDS
@@ -109,34 +177,75 @@ class Driver:
                 body["metadata"].get("deletionTimestamp")
             )
             action = reconcile.plan(job, now=self.clock(), policy=self.policy, deleting=deleting)
-            delay = await self._perform(job, action, announce, deleting=deleting)
+            try:
+                delay = await self._perform(job, action, announce, deleting=deleting, owned=owned)
+            except Conflict:
+                self.ledger.written.pop(uid, None)
+                delay = CONFLICT_RETRY_SECONDS
         if delay is None:
-            self.ledger.written.pop(uid, None)
+            self.ledger.forget(uid)
         return delay
 
-    async def finalize(self, body: Mapping[str, Any], announce: Announce) -> None:
-        """On deletion: cancel the running attempt unless ``deletionPolicy: Orphan``."""
+    async def finalize(self, body: Mapping[str, Any], announce: Announce) -> float | None:
+        """On deletion: cancel the running attempt unless ``deletionPolicy: Orphan``.
+
+        Returns None when the finalizer may go, or the seconds until it should be tried again
+        (a create that may still land in DLI is waited for, so it can be cancelled).
+        """
         job = self._parse(body, announce)
         if job is None:
-            return
+            return None
         uid = job.metadata.uid or ""
         self.ledger.deleting.add(uid)
         if job.spec.deletion_policy == DeletionPolicy.ORPHAN:
-            self._forget(uid)
-            return
+            self.ledger.forget(uid)
+            return None
+        try:
+            delay = await self._finalize_steps(job, body, announce)
+        except (ConfigurationError, errors.DliAuthError) as exc:
+            if not await self._may_abandon(job):
+                raise
+            _abandoned(self._latest(job), exc, announce)
+            delay = None
+        if delay is None:
+            self.ledger.forget(uid)
+        return delay
+
+    async def _finalize_steps(
+        self, job: DliBatchJob, body: Mapping[str, Any], announce: Announce
+    ) -> float | None:
         # At most: adopt an in-flight submission, then cancel it.
         for _ in range(3):
-            async with self.ledger.lock(uid):
+            async with self.ledger.lock(job.metadata.uid or ""):
                 job = self._freshest(job, body)
                 action = reconcile.plan(job, now=self.clock(), policy=self.policy, deleting=True)
                 if isinstance(action, reconcile.Nothing):
-                    break
-                await self._perform(job, action, announce, deleting=True, raise_errors=True)
-                job = self._freshest(job, body)
-        self._forget(uid)
+                    return None
+                try:
+                    delay = await self._perform(
+                        job, action, announce, deleting=True, raise_errors=True
+                    )
+                except Conflict:
+                    self.ledger.written.pop(job.metadata.uid or "", None)
+                    return CONFLICT_RETRY_SECONDS
+                waiting = self._freshest(job, body).status.submission
+                if isinstance(action, reconcile.Submit) and waiting is not None:
+                    return delay  # a create that may still land: wait for it
+        return self.interval
 
-    def _forget(self, uid: str) -> None:
-        self.ledger.forget(uid)
+    async def _may_abandon(self, job: DliBatchJob) -> bool:
+        """Whether a finalizer that cannot reach DLI may let go (issue 10, item 9).
+
+        In a namespace being deleted the Secret and RoleBinding are usually gone first and
+        never come back; elsewhere the user gets ``abandon_after_seconds`` to restore them.
+        """
+        asked = job.metadata.deletion_timestamp
+        if asked and self.clock() >= asked + timedelta(seconds=self.abandon_after):
+            return True
+        try:
+            return await self.runtime.kube.namespace_terminating(job.metadata.namespace or "")
+        except KubeApiError:
+            return False
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -148,6 +257,7 @@ class Driver:
         *,
         deleting: bool,
         raise_errors: bool = False,
+        owned: Callable[[], bool] = _always,
     ) -> float | None:
         try:
             match action:
@@ -159,9 +269,12 @@ class Driver:
                     await self._write(job, status, announce)
                     return None if _final(status) else self.interval
                 case _:
-                    dli = await self.runtime.dli_for(job.metadata.namespace or "", job.spec)
+                    target = self._target(job, action)
+                    dli = await self.runtime.dli_at(job.metadata.namespace or "", target, job.spec)
                     try:
-                        return await self._remote(job, action, dli, announce, deleting=deleting)
+                        return await self._remote(
+                            job, action, dli, announce, deleting=deleting, owned=owned
+                        )
                     except errors.DliThrottled as exc:
                         dli.limiter.pause(exc.retry_after)  # everyone waits, not just this job
                         raise
@@ -177,6 +290,14 @@ class Driver:
                 raise
             return await self._dli_failed(self._latest(job), exc, announce)
 
+    def _target(self, job: DliBatchJob, action: reconcile.Action) -> DliTarget:
+        """The recorded target of the current attempt; the spec's only for a new attempt."""
+        status = job.status
+        new_attempt = isinstance(action, reconcile.Submit) and status.submission is None
+        if status.target is not None and not new_attempt:
+            return status.target
+        return self.runtime.target_for(job.spec)  # a new attempt, or a status from 0.1
+
     async def _remote(
         self,
         job: DliBatchJob,
@@ -185,17 +306,18 @@ class Driver:
         announce: Announce,
         *,
         deleting: bool,
+        owned: Callable[[], bool],
     ) -> float | None:
         match action:
             case reconcile.Submit():
-                return await self._submit(job, action, dli, announce, deleting=deleting)
+                target = self._target(job, action)
+                return await self._submit(
+                    job, action, dli, target, announce, deleting=deleting, owned=owned
+                )
             case reconcile.Observe(batch_id=batch_id):
                 return await self._observe(job, batch_id, dli, announce)
             case reconcile.Cancel(batch_id=batch_id, reason=reason):
-                await self._cancel(dli, batch_id)
-                new = reconcile.cancelled(job.status, reason, self.clock())
-                await self._write(job, new, announce)
-                return None if _final(new) else self.interval
+                return await self._stop(job, batch_id, reason, dli, announce, deleting=deleting)
         raise AssertionError(f"unexpected action {action!r}")
 
     async def _submit(
@@ -203,58 +325,130 @@ class Driver:
         job: DliBatchJob,
         action: reconcile.Submit,
         dli: Dli,
+        target: DliTarget,
         announce: Announce,
         *,
         deleting: bool,
+        owned: Callable[[], bool],
     ) -> float | None:
-        uid, attempt = job.metadata.uid or "", action.attempt
-        if job.status.submission is None:
-            # The intent is stored, synchronously, before anything is sent to DLI.
-            new = reconcile.intended(job.status, attempt, action.job_name, self.clock())
-            job = await self._write(job, new, announce)
-            self.ledger.unposted.add((uid, attempt))
-        elif (uid, attempt) not in self.ledger.unposted:
+        uid = job.metadata.uid or ""
+        sub = job.status.submission
+        if sub is None:
+            # The intent (and the target it goes to) is stored before anything is sent; with
+            # no queue ahead it claims the attempt in the same write.
+            sending = dli.limiter.expected_wait() < QUEUE_NOTICE_SECONDS
+            token = _token()
+            new = reconcile.intended(
+                job.status,
+                action.attempt,
+                action.job_name,
+                self.clock(),
+                target=target,
+                claim=token,
+                sending=sending,
+            )
+            job = await self._write(job, new, announce, conditional=True)
+            if sending:
+                self._claimed(uid, job.status.submission)
+            return await self._post(job, action, dli, announce, owned=owned)
+        unsent = self.ledger.unsent.get(uid)
+        if reconcile.may_have_been_sent(sub, unsent=bool(unsent and unsent.holds(sub))):
             found = await self._find(job, action.job_name, dli)
             if found is not None:
-                metrics.SUBMISSIONS.labels("adopted").inc()
-                auto_recovery, max_retries = _recovery(job)
-                new = reconcile.accepted(
-                    job.status,
-                    found,
-                    adopted=True,
-                    now=self.clock(),
-                    auto_recovery=auto_recovery,
-                    max_retries=max_retries,
-                )
+                return await self._adopt(job, found, announce)
+            if not reconcile.settled(sub, self.clock(), self.settle_seconds):
+                # DLI may still create it (a slow back end): look again, never post meanwhile.
+                new = reconcile.settling(job.status, self.clock(), self.settle_seconds)
                 await self._write(job, new, announce)
-                return None if _final(new) else self.interval
+                return self.interval
         if deleting or job.spec.suspend:
-            # Nothing was sent for this intent: drop it instead of submitting.
+            # Nothing was sent for this intent, or nothing it sent can land any more: drop it.
             reason = Reason.DELETED if deleting else Reason.SUSPENDED
             new = reconcile.cancelled(job.status, reason, self.clock())
             await self._write(job, new, announce)
             return None if _final(new) else self.interval
-        return await self._post(job, action, dli, announce)
+        return await self._post(job, action, dli, announce, owned=owned)
+
+    async def _adopt(self, job: DliBatchJob, found: BatchJob, announce: Announce) -> float | None:
+        metrics.SUBMISSIONS.labels("adopted").inc()
+        auto_recovery, max_retries = _recovery(job)
+        new = reconcile.accepted(
+            job.status,
+            found,
+            adopted=True,
+            now=self.clock(),
+            auto_recovery=auto_recovery,
+            max_retries=max_retries,
+        )
+        await self._write(job, new, announce)
+        return None if _final(new) else self.interval
 
     async def _post(
-        self, job: DliBatchJob, action: reconcile.Submit, dli: Dli, announce: Announce
+        self,
+        job: DliBatchJob,
+        action: reconcile.Submit,
+        dli: Dli,
+        announce: Announce,
+        *,
+        owned: Callable[[], bool],
     ) -> float | None:
-        uid, attempt = job.metadata.uid or "", action.attempt
+        uid = job.metadata.uid or ""
         request = to_request(job.spec, job_name=action.job_name)
         job = await self._wait_turn(job, dli, announce)
-        # From here DLI may get the job, even if this task is cancelled mid-call: any later step
-        # (or the finalizer) looks it up before posting again or dropping the intent.
-        self.ledger.unposted.discard((uid, attempt))
+        if not owned():
+            return await self._release(job, announce)
+        job = await self._claim(job, announce)
+        claim = self.ledger.claims.get(uid)
+        # The fence, right before the call: still ours, and a claim too young to be outlived.
+        if not owned():
+            return await self._release(job, announce)
+        if claim is None or not claim.holds(job.status.submission):
+            return self.interval
+        if time.monotonic() - claim.at > CLAIM_SECONDS:
+            return CONFLICT_RETRY_SECONDS  # stalled since the claim: claim again first
+        # From here this call may reach DLI: no memory may say otherwise.
+        self.ledger.unsent.pop(uid, None)
         try:
             created = await dli.client.create_batch(request)
         except errors.DliError as exc:
             if _provably_not_created(exc):
-                self.ledger.unposted.add((uid, attempt))
+                self.ledger.unsent[uid] = claim
             raise
         metrics.SUBMISSIONS.labels("posted").inc()
         new = reconcile.accepted(job.status, created, adopted=False, now=self.clock())
         await self._write(job, new, announce)
         return self.interval
+
+    async def _claim(self, job: DliBatchJob, announce: Announce) -> DliBatchJob:
+        """Claim the attempt with a conditional write, unless this process's fresh claim stands."""
+        uid = job.metadata.uid or ""
+        claim = self.ledger.claims.get(uid)
+        sub = job.status.submission
+        if claim and claim.holds(sub) and time.monotonic() - claim.at < CLAIM_SECONDS / 2:
+            return job
+        new = reconcile.claimed(job.status, _token(), self.clock())
+        job = await self._write(job, new, announce, conditional=True)
+        self._claimed(uid, job.status.submission)
+        return job
+
+    async def _release(self, job: DliBatchJob, announce: Announce) -> float:
+        """Handed over before sending: un-claim, so the new owner need not wait out a settle."""
+        uid = job.metadata.uid or ""
+        claim = self.ledger.claims.pop(uid, None)
+        if claim is not None and claim.holds(job.status.submission):
+            new = job.status.model_copy(deep=True)
+            assert new.submission is not None
+            new.submission.sent_at = None
+            try:
+                await self._write(job, new, announce, conditional=True)
+            except (Conflict, KubeApiError) as exc:
+                logger.info("could not release the claim on %s: %s", job.metadata.name, exc)
+        return self.interval
+
+    def _claimed(self, uid: str, submission: Submission | None) -> None:
+        assert submission is not None
+        assert submission.claim is not None
+        self.ledger.claims[uid] = Claim(submission.claim, submission.sent_at, time.monotonic())
 
     async def _wait_turn(self, job: DliBatchJob, dli: Dli, announce: Announce) -> DliBatchJob:
         """Wait for a DLI request slot; a long wait is shown on the job first."""
@@ -268,16 +462,16 @@ class Driver:
         return job
 
     async def _find(self, job: DliBatchJob, name: str, dli: Dli) -> BatchJob | None:
-        """The DLI job of a stored intent, if the POST reached DLI before we lost track."""
-        sub = job.status.submission
-        window = timedelta(seconds=self.runtime.settings.reconcile.adopt_window_seconds)
-        since = (sub.requested_at if sub else self.clock()) - window
+        """The DLI job of a stored intent, if the POST reached DLI before we lost track.
+
+        By its deterministic name and queue only: a time filter compares our clock with DLI's,
+        and DLI filters ``start`` on the job's start time, which a job still starting lacks.
+        """
         queue = job.spec.queue
         async for remote in dli.client.iter_batches(
             job_name=name,
             queue_name=queue,
             cluster_name=None if queue else job.spec.cluster_name,
-            start=since,
             pace=lambda: dli.limiter.acquire(urgent=True),
         ):
             if remote.name == name:
@@ -304,21 +498,53 @@ class Driver:
             auto_recovery=auto_recovery,
             max_retries=max_retries,
         )
-        if is_terminal(remote.state):
+        if _final(new) or is_terminal(remote.state):
             dli.cache.forget(queue, batch_id)
         await self._write(job, new, announce)
         return None if _final(new) else self.interval
 
+    async def _stop(
+        self,
+        job: DliBatchJob,
+        batch_id: str,
+        reason: str,
+        dli: Dli,
+        announce: Announce,
+        *,
+        deleting: bool,
+    ) -> float | None:
+        """Cancel the running attempt; it counts as stopped only once DLI says it ended."""
+        try:
+            await self._cancel(dli, batch_id)
+        except errors.DliClientError as exc:
+            if deleting or isinstance(exc, errors.DliAuthError | errors.DliThrottled):
+                raise
+            _, message = _describe(exc)
+            text = f"DLI refused to cancel batch {batch_id}: {message}"
+            new = reconcile.blocked(job.status, Reason.CANCEL_REFUSED, text, self.clock())
+            await self._write(job, new, announce)
+            return self.error_backoff
+        new = reconcile.cancelled(job.status, reason, self.clock())
+        await self._write(job, new, announce)
+        return None if _final(new) else self.interval
+
     async def _cancel(self, dli: Dli, batch_id: str) -> None:
+        """Cancel a batch; returns once DLI no longer runs it, raises while it still does."""
         await dli.limiter.acquire(urgent=True)
         try:
             await dli.client.cancel_batch(batch_id)
-        except (errors.DliNotFound, errors.DliClientError) as exc:
-            # Already finished or unknown to DLI: nothing left to cancel (Terraform does the
-            # same: any 400 from a finished batch counts as gone).
+        except errors.DliNotFound as exc:
+            logger.info("DLI batch %s needs no cancel: %s", batch_id, exc)
+        except errors.DliClientError as exc:
             if isinstance(exc, errors.DliAuthError | errors.DliThrottled):
                 raise
-            logger.info("DLI batch %s needs no cancel: %s", batch_id, exc)
+            # DLI answers 400 for a batch that already ended, and also for a cancel it refuses
+            # while the job runs on: only its state tells them apart (issue 10, item 8).
+            await dli.limiter.acquire(urgent=True)
+            remote = await dli.client.get_batch(batch_id)
+            if not is_terminal(remote.state):
+                raise
+            logger.info("DLI batch %s needs no cancel: it is %s", batch_id, remote.state)
 
     async def _dli_failed(
         self, job: DliBatchJob, exc: errors.DliError, announce: Announce
@@ -345,20 +571,40 @@ class Driver:
     # --- status -----------------------------------------------------------------------------
 
     async def _write(
-        self, job: DliBatchJob, new: DliBatchJobStatus, announce: Announce
+        self,
+        job: DliBatchJob,
+        new: DliBatchJobStatus,
+        announce: Announce,
+        *,
+        conditional: bool = False,
     ) -> DliBatchJob:
-        """Store ``new`` through the status subresource (only what changed) and announce it."""
+        """Store ``new`` through the status subresource (only what changed) and announce it.
+
+        ``conditional``: only if the object is still the version ``job`` was read at (the
+        resourceVersion precondition); raises Conflict if another process changed it since.
+        """
         new.observed_generation = job.metadata.generation
         patch = new.to_patch(since=job.status)
         if not patch:
             return job
         meta = job.metadata
-        stored = await self.runtime.kube.patch_status(meta.namespace or "", meta.name, patch)
+        expected = meta.resource_version if conditional else None
+        try:
+            stored = await self.runtime.kube.patch_status(
+                meta.namespace or "", meta.name, patch, resource_version=expected
+            )
+        except KubeApiError as exc:
+            if exc.status == 409:
+                raise Conflict(str(exc)) from exc
+            raise
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
         _announce(job.status, new, announce)
-        return job.model_copy(update={"status": new})
+        rv = str(version) if version is not None else None
+        return job.model_copy(
+            update={"status": new, "metadata": meta.model_copy(update={"resource_version": rv})}
+        )
 
     def _latest(self, job: DliBatchJob) -> DliBatchJob:
         """The job with the status this process stored last (a step may fail midway)."""
@@ -371,7 +617,10 @@ class Driver:
         mine = self.ledger.written.get(uid)
         seen = _version(body)
         if mine and (seen is None or mine[0] > seen):
-            return job.model_copy(update={"status": mine[1].model_copy(deep=True)})
+            meta = job.metadata.model_copy(update={"resource_version": str(mine[0])})
+            return job.model_copy(
+                update={"status": mine[1].model_copy(deep=True), "metadata": meta}
+            )
         try:
             return DliBatchJob.from_body(body)
         except ValidationError:
@@ -384,6 +633,26 @@ class Driver:
             # The CRD schema should make this impossible; say so instead of crashing.
             announce("Warning", "Malformed", f"the DliBatchJob does not parse: {exc}"[:1024])
             return None
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+def _abandoned(job: DliBatchJob, exc: Exception, announce: Announce) -> None:
+    batch = reconcile.active_batch(job.status)
+    sub = job.status.submission
+    target = job.status.target
+    where = f" in DLI project {target.project_id} at {target.endpoint}" if target else ""
+    if batch:
+        what = f"DLI batch {batch}{where} may still be running"
+    elif sub:
+        what = f"a DLI job named {sub.job_name}{where} may still be running"
+    else:
+        return
+    announce(
+        "Warning", Reason.CANCEL_ABANDONED, f"{what}: cannot cancel it ({exc}); cancel it in DLI"
+    )
 
 
 def _final(status: DliBatchJobStatus) -> bool:

@@ -33,6 +33,9 @@ FINAL = frozenset(phase.value for phase in FINAL_PHASES)
 # How long a stopping daemon may finish its step (a POST in flight) before kopf cancels it:
 # longer than one DLI call may take (DLI_OPERATOR_DLI__READ_TIMEOUT_SECONDS, default 30).
 STOP_GRACE_SECONDS = 40.0
+# How long kopf waits for a cancelled daemon to end (deploy/'s terminationGracePeriodSeconds
+# must exceed the grace plus this, so a rollout never kills a step mid-POST).
+CANCELLATION_TIMEOUT_SECONDS = 5.0
 # After an unexpected error in a step, try again this much later; the daemon never dies.
 CRASH_BACKOFF_SECONDS = 10.0
 
@@ -90,33 +93,43 @@ def _expirable(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
     # Asked to stop, a daemon finishes its step (a POST in flight included), then exits; only
     # one stuck past the grace is cancelled (kopf cancels at once without a backoff).
     cancellation_backoff=STOP_GRACE_SECONDS,
-    cancellation_timeout=5.0,
+    cancellation_timeout=CANCELLATION_TIMEOUT_SECONDS,
 )
 async def reconcile_job(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
 ) -> None:
     driver: Driver = memo.driver
-    while not stopped:
-        try:
-            delay = await driver.step(body, _announcer(body))
-        except (KubeApiError, DliError, ConfigurationError) as exc:
-            logger.warning("step of %s/%s failed: %s", body.meta.namespace, body.meta.name, exc)
-            delay = CRASH_BACKOFF_SECONDS
-        except Exception:
-            # A bug must not forget the job: log it and try again later.
-            logger.exception("step of %s/%s crashed", body.meta.namespace, body.meta.name)
-            delay = CRASH_BACKOFF_SECONDS
-        if delay is None:
-            return
-        await _sleep(memo, body.meta.uid or "", stopped, delay)
+    try:
+        while not stopped:
+            delay = await _step(driver, body, stopped)
+            if delay is None:
+                return
+            await _sleep(memo, body.meta.uid or "", stopped, delay)
+    finally:
+        memo.wakeups.pop(body.meta.uid, None)  # nothing per job stays in memory once it ends
+
+
+async def _step(driver: Driver, body: kopf.Body, stopped: kopf.DaemonStopped) -> float | None:
+    try:
+        # A daemon asked to stop (peering pause, shutdown) finishes its step but sends no
+        # create: the replica taking over may already own the attempt (issue 10, item 1).
+        return await driver.step(body, _announcer(body), owned=lambda: not stopped)
+    except (KubeApiError, DliError, ConfigurationError) as exc:
+        logger.warning("step of %s/%s failed: %s", body.meta.namespace, body.meta.name, exc)
+    except Exception:
+        # A bug must not forget the job: log it and try again later.
+        logger.exception("step of %s/%s crashed", body.meta.namespace, body.meta.name)
+    return CRASH_BACKOFF_SECONDS
 
 
 @kopf.on.delete(*RESOURCE, id="cancel")
 async def cancel(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
-        await memo.driver.finalize(body, _announcer(body))
+        delay = await memo.driver.finalize(body, _announcer(body))
     except (KubeApiError, DliError, ConfigurationError) as exc:
         raise kopf.TemporaryError(f"cannot cancel the DLI job yet: {exc}", delay=10) from exc
+    if delay is not None:
+        raise kopf.TemporaryError("a create that may still reach DLI is awaited", delay=delay)
     memo.wakeups.pop(body.meta.uid, None)
 
 
@@ -135,7 +148,9 @@ def count(type: str, body: kopf.Body, **_: Any) -> None:
     metrics.record_phase(body.meta.uid or "", phase)
 
 
-@kopf.daemon(*RESOURCE, id="expire", when=_expirable, cancellation_timeout=5.0)
+@kopf.daemon(
+    *RESOURCE, id="expire", when=_expirable, cancellation_timeout=CANCELLATION_TIMEOUT_SECONDS
+)
 async def expire(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     while not stopped:
         due = _ttl_due(body)

@@ -69,15 +69,37 @@ class KubeApi:
         await self._client.aclose()
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any]
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Merge-patch ``status`` through the status subresource; return the stored object."""
+        """Merge-patch ``status`` through the status subresource; return the stored object.
+
+        With ``resource_version`` the patch is conditional: the API server answers 409 if the
+        object changed since that version (a merge patch carrying metadata.resourceVersion is
+        an optimistic-concurrency precondition), which is how a claim on an attempt is fenced.
+        """
         url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}/status"
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return await self._send(
-            "PATCH",
-            url,
-            json={"status": status},
-            headers={"Content-Type": "application/merge-patch+json"},
+            "PATCH", url, json=body, headers={"Content-Type": "application/merge-patch+json"}
+        )
+
+    async def namespace_terminating(self, namespace: str) -> bool:
+        """Whether ``namespace`` is being deleted (or already gone)."""
+        try:
+            body = await self._send("GET", f"/api/v1/namespaces/{namespace}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return bool((body.get("metadata") or {}).get("deletionTimestamp")) or (
+            (body.get("status") or {}).get("phase") == "Terminating"
         )
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:

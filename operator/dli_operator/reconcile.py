@@ -19,16 +19,20 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dli_operator.dli.models import BatchJob, is_terminal
+from dli_operator.dli.models import BatchJob, BatchState, is_terminal
+from dli_operator.resources.base import SHORT_TEXT_MAX, TEXT_MAX
 from dli_operator.resources.batchjob import DliBatchJob
 from dli_operator.resources.status import (
+    CONDITION_MESSAGE_MAX,
     Attempt,
     Condition,
     ConditionStatus,
     ConditionType,
     DliBatchJobStatus,
+    DliTarget,
     Phase,
     Submission,
+    clip,
 )
 from dli_operator.translate import duration_text, job_name_for, phase_for
 
@@ -75,6 +79,10 @@ class Reason:
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     RATE_LIMITED = "RateLimited"
     QUEUED = "WaitingForRequestSlot"
+    UNKNOWN_STATE = "UnknownState"
+    CANCEL_REFUSED = "CancelRefused"
+    CANCEL_ABANDONED = "CancelAbandoned"
+    SETTLING = "WaitingForLateCreate"
 
 
 @dataclass(frozen=True)
@@ -199,22 +207,74 @@ def _deadline_msg(job: DliBatchJob) -> str:
 
 
 def intended(
-    status: DliBatchJobStatus, attempt: int, name: str, now: datetime
+    status: DliBatchJobStatus,
+    attempt: int,
+    name: str,
+    now: datetime,
+    *,
+    target: DliTarget,
+    claim: str,
+    sending: bool,
 ) -> DliBatchJobStatus:
-    """The intent marker, stored before the POST."""
+    """The intent marker, stored before the POST; ``sending`` claims the attempt at once."""
     new = status.model_copy(deep=True)
     if attempt > 1:
         # The mirror shows the current attempt; earlier ones live on in ``attempts``.
         fresh = DliBatchJobStatus()
         for key in MIRROR_FIELDS:
             setattr(new, key, getattr(fresh, key))
-    new.submission = Submission(attempt=attempt, job_name=name, requested_at=now)
+    new.submission = Submission(
+        attempt=attempt,
+        job_name=name,
+        requested_at=now,
+        claim=claim,
+        sent_at=now if sending else None,
+    )
+    new.target = target
     new.phase = Phase.SUBMITTING
     new.start_time = new.start_time or now
     new.reason = new.message = None
     msg = f"submitting attempt {attempt} as DLI job {name}"
     set_condition(new, ConditionType.SUBMITTED, False, Reason.SUBMITTING, msg, now)
     return new
+
+
+def claimed(status: DliBatchJobStatus, claim: str, now: datetime) -> DliBatchJobStatus:
+    """This process takes the attempt: from now on a create call may leave for DLI."""
+    new = status.model_copy(deep=True)
+    assert new.submission is not None, "only an intent can be claimed"
+    new.submission.claim, new.submission.sent_at = claim, now
+    return new
+
+
+def may_have_been_sent(submission: Submission, *, unsent: bool) -> bool:
+    """Whether a create call for this intent may have reached DLI.
+
+    ``unsent``: this process knows its own call under the stored claim never reached DLI.
+    An intent stored before claims existed (version 0.1) may have been sent.
+    """
+    if submission.claim is None:
+        return True
+    return submission.sent_at is not None and not unsent
+
+
+def settled(submission: Submission, now: datetime, settle_seconds: float) -> bool:
+    """Whether a create that may have been sent can no longer turn into a DLI job."""
+    sent = submission.sent_at or submission.requested_at
+    return now >= sent + timedelta(seconds=settle_seconds)
+
+
+def settling(status: DliBatchJobStatus, now: datetime, settle_seconds: float) -> DliBatchJobStatus:
+    """Say why a create that may have reached DLI is looked up instead of sent again."""
+    sub = status.submission
+    assert sub is not None, "only an intent settles"
+    sent = sub.sent_at or sub.requested_at
+    until = (sent + timedelta(seconds=settle_seconds)).isoformat(timespec="seconds")
+    msg = (
+        f"the create call for DLI job {sub.job_name} may have reached DLI: looking it up until "
+        f"{until} before sending it again"
+    )
+    return blocked(status, Reason.SETTLING, msg, now)
 
 
 def accepted(
@@ -237,13 +297,13 @@ def accepted(
     new.attempts.append(
         Attempt(
             attempt=attempt,
-            batch_id=remote.id,
-            job_name=sub.job_name if sub else remote.name,
+            batch_id=_short(remote.id),
+            job_name=sub.job_name if sub else _short(remote.name),
             submit_time=remote.created_at or now,
         )
     )
     reason = Reason.ADOPTED if adopted else Reason.SUBMITTED
-    msg = f"DLI batch {remote.id} holds attempt {attempt}"
+    msg = f"DLI batch {_short(remote.id)} holds attempt {attempt}"
     set_condition(new, ConditionType.SUBMITTED, True, reason, msg, now)
     return observed(new, remote, now=now, auto_recovery=auto_recovery, max_retries=max_retries)
 
@@ -261,7 +321,12 @@ def observed(
     _mirror(new, remote)
     if new.attempts:
         last = new.attempts[-1]
-        last.app_id, last.state = remote.app_id or last.app_id, str(remote.state)
+        last.app_id, last.state = new.app_id, new.state
+    if not BatchState(remote.state).known:
+        # dli_02_0124 Table 7 names five states; anything else ("killed", "error") is not
+        # progress we can wait for: end the attempt and show DLI's own word.
+        msg = f"DLI batch {new.batch_id} is in the undocumented state {str(remote.state)!r}"
+        return ended(new, Phase.FAILED, Reason.UNKNOWN_STATE, msg, now)
     phase = phase_for(remote.state)
     if phase == Phase.SUCCEEDED:
         return ended(new, Phase.SUCCEEDED, Reason.SUCCEEDED, "the Spark job succeeded", now)
@@ -309,7 +374,7 @@ def ended(
     set_condition(new, ConditionType.COMPLETE, succeeded, reason, message, now)
     set_condition(new, ConditionType.FAILED, not succeeded, reason, message, now)
     if not succeeded:
-        new.reason, new.message = reason, message
+        new.reason, new.message = reason, clip(message, CONDITION_MESSAGE_MAX)
     return new
 
 
@@ -360,20 +425,25 @@ def _finish_attempt(status: DliBatchJobStatus, reason: str | None, now: datetime
 
 
 def _mirror(status: DliBatchJobStatus, remote: BatchJob) -> None:
-    # DLI response fields, as dli_02_0126 names them, into the status mirror.
-    status.batch_id = remote.id
-    status.app_id = remote.app_id or status.app_id
-    status.state = str(remote.state)
-    status.owner = remote.owner or status.owner
-    status.proxy_user = remote.proxy_user or status.proxy_user
-    status.kind = remote.kind or status.kind
-    status.sc_type = remote.sc_type or status.sc_type
-    status.queue = remote.queue or remote.cluster_name or status.queue
-    status.log = list(remote.log)[-10:] or status.log
+    # DLI response fields, as dli_02_0126 names them, into the status mirror; each cut to the
+    # schema's bound, so no DLI value can make the status unstorable (issue 10, item 7).
+    status.batch_id = _short(remote.id)
+    status.app_id = _short(remote.app_id) or status.app_id
+    status.state = _short(str(remote.state))
+    status.owner = _short(remote.owner) or status.owner
+    status.proxy_user = _short(remote.proxy_user) or status.proxy_user
+    status.kind = _short(remote.kind) or status.kind
+    status.sc_type = _short(remote.sc_type) or status.sc_type
+    status.queue = _short(remote.queue or remote.cluster_name) or status.queue
+    status.log = [clip(line, TEXT_MAX) for line in list(remote.log)[-10:]] or status.log
     status.create_time = remote.created_at or status.create_time
     status.update_time = remote.updated_at or status.update_time
     if remote.duration is not None:
         status.duration = duration_text(remote.duration)
+
+
+def _short(value: str | None) -> str | None:
+    return clip(value, SHORT_TEXT_MAX) if value else value
 
 
 def set_condition(
@@ -389,7 +459,11 @@ def set_condition(
     old = next((c for c in status.conditions if c.type == kind), None)
     since = old.last_transition_time if old and old.status == wanted else now
     condition = Condition(
-        type=kind, status=wanted, reason=reason, message=message[:4096], last_transition_time=since
+        type=kind,
+        status=wanted,
+        reason=reason,
+        message=clip(message, TEXT_MAX),
+        last_transition_time=since,
     )
     status.conditions = [c for c in status.conditions if c.type != kind] + [condition]
     status.conditions.sort(key=lambda c: list(ConditionType).index(c.type))

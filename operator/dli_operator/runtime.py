@@ -23,6 +23,8 @@ from dli_operator.kubeapi import KubeApi, KubeApiError
 from dli_operator.polling import BatchCache
 from dli_operator.ratelimit import RateLimiter
 from dli_operator.resources.batchjob import DliBatchJobSpec
+from dli_operator.resources.parts import SecretRef
+from dli_operator.resources.status import DliTarget
 from dli_operator.settings import Settings
 
 DEFAULT_SOURCE = "operator-default"
@@ -77,9 +79,34 @@ class Runtime:
         await self.kube.aclose()
 
     async def dli_for(self, namespace: str, spec: DliBatchJobSpec) -> Dli:
-        """The client, limiter and cache for this job; raises ConfigurationError."""
+        """The client, limiter and cache for the spec's target; raises ConfigurationError."""
+        return await self.dli_at(namespace, self.target_for(spec), spec)
+
+    def target_for(self, spec: DliBatchJobSpec) -> DliTarget:
+        """Where a new attempt of ``spec`` goes: recorded with its intent (issue 10, item 6)."""
         target = self._target(spec)
-        source = await self._refresh_credentials(namespace, spec)
+        ref = spec.credentials_secret_ref
+        return DliTarget(
+            endpoint=target.endpoint,
+            project_id=target.project_id,
+            credentials_secret=ref.name if ref else None,
+        )
+
+    async def dli_at(self, namespace: str, recorded: DliTarget, spec: DliBatchJobSpec) -> Dli:
+        """The client, limiter and cache for a recorded target, whatever the spec says now."""
+        try:
+            endpoint = checked_endpoint(
+                recorded.endpoint, allow_insecure=self.settings.dli.allow_insecure_endpoint
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        target = Target(endpoint, recorded.project_id)
+        ref = spec.credentials_secret_ref
+        if recorded.credentials_secret is None:
+            ref = None
+        elif ref is None or ref.name != recorded.credentials_secret:
+            ref = SecretRef(name=recorded.credentials_secret)
+        source = await self._refresh_credentials(namespace, ref)
         key = (target, source)
         if key not in self._dli:
             self._dli[key] = self._build(target, source)
@@ -104,8 +131,7 @@ class Runtime:
             raise ConfigurationError(str(exc)) from exc
         return Target(endpoint, project)
 
-    async def _refresh_credentials(self, namespace: str, spec: DliBatchJobSpec) -> str:
-        ref = spec.credentials_secret_ref
+    async def _refresh_credentials(self, namespace: str, ref: SecretRef | None) -> str:
         if ref is None:
             cfg = self.settings.dli
             if not (cfg.access_key and cfg.secret_key):

@@ -65,8 +65,15 @@ class ReconcileSettings(BaseModel):
     """Upper bound of the resubmission delay."""
     error_backoff_seconds: float = Field(5.0, ge=0)
     """First delay after a transient DLI error (5xx, timeout, throttling)."""
-    adopt_window_seconds: float = Field(600.0, gt=0)
-    """How far before a recorded submission intent to look for the job when adopting it."""
+    late_create_margin_seconds: float = Field(120.0, ge=0)
+    """How long DLI may still create a job after its create call went unanswered (a slow back
+    end behind the gateway). A create whose outcome is unknown is looked up for the longest a
+    call may take plus this margin (and any clock skew between replicas) before it is sent
+    again."""
+    abandon_after_seconds: float = Field(600.0, gt=0)
+    """How long the finalizer of a deleted job keeps trying to cancel its DLI batch when the
+    job's credentials are gone (a deleted Secret or RoleBinding); then it lets go with a Warning
+    Event naming the batch. In a namespace being deleted it lets go at once."""
     blocked_retry_seconds: float = Field(30.0, gt=0)
     """How soon a job blocked on credentials or configuration (a user must act) is retried."""
     secret_cache_seconds: float = Field(30.0, ge=0)

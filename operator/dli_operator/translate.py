@@ -69,8 +69,9 @@ MAPPING: tuple[Mapping, ...] = (
     Mapping("executionAgencyUrn", "execution_agency_urn"),
 )
 
-# DLI states (dli_02_0124 Table 7). An undocumented state is in progress, never final: the
-# raw word stays visible in status.state.
+# DLI states (dli_02_0124 Table 7). An undocumented state ("killed", "error") is not progress
+# the operator can wait for: polled forever it would wedge the job, so it ends the attempt as
+# Failed (``reconcile.observed`` names the raw word, reason UnknownState; issue 10, item 12).
 PHASES: dict[BatchState, Phase] = {
     BatchState.STARTING: Phase.STARTING,
     BatchState.RUNNING: Phase.RUNNING,
@@ -78,7 +79,7 @@ PHASES: dict[BatchState, Phase] = {
     BatchState.SUCCESS: Phase.SUCCEEDED,
     BatchState.DEAD: Phase.FAILED,
 }
-UNKNOWN_STATE_PHASE = Phase.STARTING
+UNKNOWN_STATE_PHASE = Phase.FAILED
 
 
 def to_request(spec: DliBatchJobSpec, *, job_name: str) -> BatchJobRequest:
@@ -98,7 +99,7 @@ def job_name_for(job: DliBatchJob, attempt: int) -> str:
 
 
 def phase_for(state: BatchState | str) -> Phase:
-    """Our phase for a raw DLI state (case-insensitive); unknown states are in progress.
+    """Our phase for a raw DLI state (case-insensitive); an undocumented state ends the attempt.
 
     ``dead`` maps to Failed; telling a cancellation apart is the operator's job (it knows
     whether it sent the DELETE).

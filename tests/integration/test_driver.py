@@ -11,7 +11,7 @@ import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -52,6 +52,8 @@ class FakeKube(KubeApi):
         self.fail_patches: list[int] = []
         """Numbers (from 1, counted from now) of the next status patches that fail."""
         self.patches = 0
+        self.terminating: set[str] = set()
+        """Namespaces being deleted."""
 
     def add(self, name: str, spec: dict[str, Any]) -> None:
         self.version += 1
@@ -73,13 +75,25 @@ class FakeKube(KubeApi):
         return copy.deepcopy(self.objects[name])
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any]
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         self.patches += 1
         if self.patches in self.fail_patches:
             self.log.append(("kube", "patch failed"))
             raise KubeApiError(f"PATCH {name}/status: connection reset", 0)
         stored = self.objects[name]
+        if (
+            resource_version is not None
+            and resource_version != stored["metadata"]["resourceVersion"]
+        ):
+            # What the API server answers a merge patch whose resourceVersion is stale.
+            self.log.append(("kube", "patch conflict"))
+            raise KubeApiError(f"PATCH {name}/status: 409 the object has been modified", 409)
         _merge(stored.setdefault("status", {}), status)
         self.version += 1
         stored["metadata"]["resourceVersion"] = str(self.version)
@@ -92,6 +106,9 @@ class FakeKube(KubeApi):
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         raise AssertionError("the driver never deletes a job")
+
+    async def namespace_terminating(self, namespace: str) -> bool:
+        return namespace in self.terminating
 
     async def aclose(self) -> None:
         pass
@@ -116,6 +133,15 @@ class Wire(httpx.AsyncBaseTransport):
         self.log = log
         self.refuse_posts = 0
         """The next N POSTs fail to connect: they never reach the emulator."""
+        self.hold_posts = 0
+        """The next N POSTs time out at the client and reach DLI only on ``deliver_held()``."""
+        self.held: list[httpx.Request] = []
+
+    async def deliver_held(self) -> None:
+        """A slow back end finally carries out the creates whose clients gave up (late creates)."""
+        held, self.held = self.held, []
+        for request in held:
+            await self.inner.handle_async_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.split("/batches", 1)[1] or "/"
@@ -123,6 +149,11 @@ class Wire(httpx.AsyncBaseTransport):
         if request.method == "POST" and self.refuse_posts:
             self.refuse_posts -= 1
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        if request.method == "POST" and self.hold_posts:
+            self.hold_posts -= 1
+            await request.aread()
+            self.held.append(request)
+            raise httpx.ReadTimeout("timed out", request=request)
         try:
             return await self.inner.handle_async_request(request)
         except ConnectionDropped as exc:
@@ -181,10 +212,20 @@ class Harness:
     async def step(self, name: str = "etl") -> float | None:
         return await self.driver.step(self.kube.body(name), self.announce)
 
-    async def finalize(self, name: str = "etl") -> None:
+    async def finalize(self, name: str = "etl", *, since: float = 0.0) -> float | None:
+        """Run the finalizer as for a deletion requested ``since`` seconds ago."""
         body = self.kube.body(name)
-        body["metadata"]["deletionTimestamp"] = self.now().isoformat()
-        await self.driver.finalize(body, self.announce)
+        asked = self.now() - timedelta(seconds=since)
+        body["metadata"]["deletionTimestamp"] = asked.isoformat()
+        return await self.driver.finalize(body, self.announce)
+
+    def edit(self, name: str = "etl", **spec: Any) -> None:
+        """A user edits mutable spec fields (a new generation)."""
+        stored = self.kube.objects[name]
+        stored["spec"].update(spec)
+        stored["metadata"]["generation"] += 1
+        self.kube.version += 1
+        stored["metadata"]["resourceVersion"] = str(self.kube.version)
 
     def status(self, name: str = "etl") -> dict[str, Any]:
         status: dict[str, Any] = self.kube.objects[name].get("status", {})
@@ -262,7 +303,8 @@ async def test_the_intent_is_stored_before_the_create_call_and_the_batch_id_afte
     op.create()
     assert await op.step() == POLL_SECONDS
     assert log[0] == ("kube", "patch", "conditions", "observedGeneration", "phase", "startTime",
-                      "submission")  # fmt: skip
+                      "submission", "target")  # fmt: skip
+    op.kube.objects["etl"]["status"]
     assert log[1] == ("dli", "POST", "/batches")
     assert log[2][:2] == ("kube", "patch")
     assert {"batchId", "submission", "attempts"} <= set(log[2][2:])
@@ -361,6 +403,13 @@ async def test_an_ambiguous_create_is_looked_up_before_any_new_post(
     assert ("Warning", "DliUnavailable") in [e[:2] for e in op.events]
     log.clear()
     assert await op.step() == POLL_SECONDS
+    if not created:
+        # Not found yet: DLI may still create it, so nothing is sent until the settle passed.
+        assert dli_calls(log) == [("GET", "/batches")]
+        assert op.condition("Submitted")["reason"] == "WaitingForLateCreate"
+        await op.later(op.driver.settle_seconds)
+        log.clear()
+        assert await op.step() == POLL_SECONDS
     jobs = await op.jobs()
     assert len(jobs) == 1
     assert op.status()["batchId"] == jobs[0]["id"]
@@ -393,6 +442,10 @@ async def test_a_new_process_looks_up_even_an_intent_that_never_connected(
     op.wire.refuse_posts = 1
     await op.step()
     op.restart()
+    log.clear()
+    await op.step()
+    assert dli_calls(log) == [("GET", "/batches")], "it cannot know the call never connected"
+    await op.later(op.driver.settle_seconds)
     log.clear()
     await op.step()
     assert dli_calls(log) == [("GET", "/batches"), ("POST", "/batches")]
@@ -541,7 +594,8 @@ async def test_cancelling_a_batch_that_already_finished_counts_as_done(
     log.clear()
     await op.finalize()
     batch_id = op.status()["batchId"]
-    assert dli_calls(log) == [("DELETE", f"/batches/{batch_id}")]
+    # DLI answers 400 to the cancel; only the batch's state tells "finished" from "refused".
+    assert dli_calls(log) == [("DELETE", f"/batches/{batch_id}"), ("GET", f"/batches/{batch_id}")]
     body: dict[str, Any] = (await op.control.get("/calls")).json()
     assert body["outcomes"]["cancel"] == {"400": 1}
     assert (await op.jobs())[0]["state"] == "success"
@@ -603,3 +657,280 @@ async def test_a_create_that_hangs_after_dli_took_the_job_is_adopted_not_resent(
         assert op.condition("Submitted")["reason"] == "Adopted"
         assert (await op.calls())["create"] == 1
         assert [job["id"] for job in await op.jobs()] == [op.status()["batchId"]]
+
+
+# --- exactly once under every fault (issue 10) ---------------------------------------------
+
+
+def gate_limiter(runtime: Runtime) -> asyncio.Event:
+    """Hold every DLI request slot of ``runtime`` until the returned event is set."""
+    gate = asyncio.Event()
+    original = runtime._build
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        dli = original(*args, **kwargs)
+        acquire = dli.limiter.acquire
+
+        async def held(*, urgent: bool = False) -> float:
+            await gate.wait()
+            return await acquire(urgent=urgent)
+
+        dli.limiter.acquire = held  # type: ignore[method-assign]
+        return dli
+
+    runtime._build = build  # type: ignore[method-assign]
+    return gate
+
+
+async def test_ha_handover_a_replica_that_lost_the_claim_never_posts(op: Harness) -> None:
+    op.create()
+    old = op.driver
+    gate = gate_limiter(old.runtime)
+    # The old replica stores the intent and waits for a request slot...
+    waiting = asyncio.ensure_future(old.step(op.kube.body("etl"), op.announce))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert "submission" in op.status()
+    # ...while the new active replica takes the job over and submits the attempt.
+    new = op.restart()
+    await new.step(op.kube.body("etl"), op.announce)
+    gate.set()
+    await waiting
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.status()["batchId"] == jobs[0]["id"]
+
+
+async def test_ha_handover_a_stopped_replica_never_posts(op: Harness) -> None:
+    op.create()
+    stopped = False
+    gate = gate_limiter(op.driver.runtime)
+    waiting = asyncio.ensure_future(
+        op.driver.step(op.kube.body("etl"), op.announce, owned=lambda: not stopped)
+    )
+    for _ in range(50):
+        await asyncio.sleep(0)
+    stopped = True  # peering paused this replica while it waited for a slot
+    gate.set()
+    await waiting
+    assert (await op.calls()).get("create", 0) == 0
+    op.restart()
+    await op.step()
+    assert len(await op.jobs()) == 1
+
+
+async def test_stale_never_sent_memory_is_void_once_the_stored_intent_changed(
+    op: Harness,
+) -> None:
+    op.create()
+    first = op.driver
+    op.wire.refuse_posts = 1
+    await first.step(op.kube.body("etl"), op.announce)  # never connected: remembered as unsent
+    # Another process posts the attempt and dies before it stores the batch id.
+    second = op.restart()
+    op.kube.fail_patches = [op.kube.patches + 2]  # the claim, then the batch id
+    await op.later(600)
+    with pytest.raises(KubeApiError):
+        await second.step(op.kube.body("etl"), op.announce)
+    assert len(await op.jobs()) == 1
+    await first.step(op.kube.body("etl"), op.announce)
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.status()["batchId"] == jobs[0]["id"]
+
+
+async def test_a_late_create_after_an_ambiguous_post_is_adopted_not_posted_again(
+    op: Harness,
+) -> None:
+    op.create()
+    op.wire.hold_posts = 1
+    await op.step()
+    assert "may have reached DLI" in op.condition("Submitted")["message"]
+    await op.later(5)
+    await op.step()  # the lookup finds nothing yet: DLI is slow
+    await op.wire.deliver_held()
+    await op.later(5)
+    await op.step()
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.status()["batchId"] == jobs[0]["id"]
+    assert op.condition("Submitted")["reason"] == "Adopted"
+
+
+async def test_a_delete_during_the_settle_period_finds_and_cancels_the_late_job(
+    op: Harness,
+) -> None:
+    op.create()
+    op.wire.hold_posts = 1
+    await op.step()
+    await op.later(5)
+    assert await op.finalize() is not None, "the finalizer must wait for a late create"
+    await op.wire.deliver_held()
+    await op.later(5)
+    assert await op.finalize() is None
+    jobs = await op.jobs()
+    assert [job["state"] for job in jobs] == ["dead"], "the late job must be cancelled"
+    assert op.status()["phase"] == "Cancelled"
+
+
+async def test_a_suspend_during_the_settle_period_finds_and_cancels_the_late_job(
+    op: Harness,
+) -> None:
+    op.create()
+    op.wire.hold_posts = 1
+    await op.step()
+    op.edit(suspend=True)
+    await op.later(5)
+    await op.step()
+    assert op.status()["phase"] != "Suspended", "the intent may still become a DLI job"
+    await op.wire.deliver_held()
+    await op.later(5)
+    await op.step()
+    await op.step()
+    assert [job["state"] for job in await op.jobs()] == ["dead"]
+    assert op.status()["phase"] == "Suspended"
+
+
+async def test_adoption_finds_the_job_whatever_the_operator_clock_says(op: Harness) -> None:
+    op.create()
+    op.kube.fail_patches = [2]
+    skew = timedelta(hours=1)
+    op.driver.clock = lambda: op.now() + skew  # the operator's clock runs an hour ahead
+    with pytest.raises(KubeApiError):
+        await op.step()
+    op.restart().clock = lambda: op.now() + skew
+    await op.step()
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.condition("Submitted")["reason"] == "Adopted"
+
+
+async def test_editing_the_project_mid_flight_keeps_the_recorded_target(op: Harness) -> None:
+    op.create()
+    await op.step()
+    await op.later(2)
+    await op.step()
+    assert op.status()["phase"] == "Running"
+    op.edit(projectId="f" * 32)
+    await op.later(1)
+    await op.step()
+    assert op.status()["phase"] == "Running"
+    await op.finalize()
+    assert [job["state"] for job in await op.jobs()] == ["dead"], "the cancel missed the job"
+    assert (await op.calls())["create"] == 1
+
+
+async def test_a_log_line_longer_than_the_status_allows_does_not_wedge_the_job(
+    op: Harness,
+) -> None:
+    op.create()
+    await op.step()
+    await op.later(60)
+    batch = (await op.jobs())[0]
+    huge = {**_session(batch), "state": "success", "log": ["x" * 10_000], "appId": "a" * 300}
+    page = {"from": 0, "total": 1, "sessions": [huge]}
+    await op.fault(operation="list", action="respond", status=200, body=page, times=5)
+    await op.fault(operation="show", action="respond", status=200, body=huge, times=5)
+    assert await op.step() is None
+    assert op.status()["phase"] == "Succeeded"
+
+
+async def test_a_rejected_create_with_a_huge_message_fails_once_and_never_posts_again(
+    op: Harness,
+) -> None:
+    op.create()
+    body = {"error_code": "DLI.0001", "error_msg": "bad parameter " + "y" * 40_000}
+    await op.fault(operation="create", action="respond", status=400, body=body)
+    for _ in range(3):
+        await op.step()
+    assert (await op.calls())["create"] == 1
+    assert op.status()["phase"] == "Failed"
+    assert op.status()["message"].startswith("DLI.0001: bad parameter")
+
+
+async def test_a_refused_cancel_is_confirmed_before_the_attempt_counts_as_stopped(
+    op: Harness,
+) -> None:
+    op.create()
+    await op.step()
+    await op.later(2)
+    await op.step()
+    body = {"error_code": "DLI.0001", "error_msg": "the job cannot be cancelled right now"}
+    await op.fault(operation="cancel", action="respond", status=400, body=body)
+    op.edit(suspend=True)
+    await op.step()
+    assert (await op.jobs())[0]["state"] == "running"
+    assert op.status()["phase"] != "Suspended", "DLI still runs the attempt"
+    await op.step()
+    assert (await op.jobs())[0]["state"] == "dead"
+    assert op.status()["phase"] == "Suspended"
+
+
+async def test_namespace_deletion_does_not_hang_when_the_credentials_are_gone(
+    op: Harness, emulator_config: EmulatorConfig
+) -> None:
+    keys = {"accessKey": emulator_config.access_key, "secretKey": emulator_config.secret_key}
+    op.kube.secrets["dli"] = keys
+    op.create(credentialsSecretRef={"name": "dli"})
+    await op.step()
+    batch_id = op.status()["batchId"]
+    del op.kube.secrets["dli"]
+    op.kube.terminating.add(NAMESPACE)
+    assert await op.finalize() is None
+    warnings = [e for e in op.events if e[0] == "Warning"]
+    assert any(batch_id in message for _, _, message in warnings), warnings
+
+
+async def test_an_undocumented_dli_state_ends_the_job_as_failed_with_the_raw_state(
+    op: Harness,
+) -> None:
+    op.create()
+    await op.step()
+    await op.later(2)
+    batch = (await op.jobs())[0]
+    killed = {**_session(batch), "state": "killed"}
+    page = {"from": 0, "total": 1, "sessions": [killed]}
+    await op.fault(operation="list", action="respond", status=200, body=page, times=5)
+    await op.fault(operation="show", action="respond", status=200, body=killed, times=5)
+    assert await op.step() is None
+    assert op.status()["phase"] == "Failed"
+    assert "killed" in op.status()["message"]
+
+
+async def test_a_final_job_leaves_no_per_process_memory(op: Harness) -> None:
+    op.create()
+    await op.step()
+    await op.later(60)
+    assert await op.step() is None
+    uid = op.kube.objects["etl"]["metadata"]["uid"]
+    ledger = op.driver.ledger
+    assert uid not in ledger.locks
+    assert uid not in ledger.written
+
+
+def _session(batch: dict[str, Any]) -> dict[str, Any]:
+    """A DLI list/show session for an emulator job (the wire spelling, dli_02_0126)."""
+    return {
+        "id": batch["id"],
+        "name": batch["name"],
+        "state": batch["state"],
+        "queue": "q1",
+        "create_time": batch.get("create_time", 1_700_000_000_000),
+        "update_time": batch.get("create_time", 1_700_000_000_000),
+        "log": [],
+    }
+
+
+async def test_a_refused_call_then_a_timed_out_one_is_looked_up_not_sent_a_third_time(
+    op: Harness,
+) -> None:
+    op.create()
+    op.wire.refuse_posts = 1
+    await op.step()  # provably never reached DLI
+    op.wire.hold_posts = 1
+    await op.step()  # sent again under the same claim: this one may have reached DLI
+    await op.wire.deliver_held()
+    await op.step()
+    jobs = await op.jobs()
+    assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
+    assert op.condition("Submitted")["reason"] == "Adopted"

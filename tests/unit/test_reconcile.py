@@ -24,7 +24,9 @@ from dli_operator.resources.status import (
     ConditionStatus,
     ConditionType,
     DliBatchJobStatus,
+    DliTarget,
     Phase,
+    Submission,
 )
 from dli_operator.translate import job_name_for
 
@@ -36,6 +38,14 @@ POLICY = Policy(retry_backoff_seconds=10.0, retry_backoff_max_seconds=300.0)
 # 2024-05-01T11:30:00Z and 11:31:40.5Z as DLI's millisecond timestamps.
 CREATE_MS = int(EARLIER.timestamp() * 1000)
 UPDATE_MS = CREATE_MS + 100_500
+TARGET = DliTarget(endpoint="https://dli.cn-north-4.myhuaweicloud.com", project_id="p" * 32)
+
+
+def intend(status: DliBatchJobStatus, attempt: int, name: str, now: datetime) -> DliBatchJobStatus:
+    """The intent of a process that claims the attempt at once (no request queue ahead)."""
+    return reconcile.intended(
+        status, attempt, name, now, target=TARGET, claim="c0ffee", sending=True
+    )
 
 
 def make_job(spec: dict[str, Any] | None = None, uid: str = UID, **status: Any) -> DliBatchJob:
@@ -300,7 +310,7 @@ def test_the_job_name_of_a_submission_is_the_deterministic_one() -> None:
 
 
 def test_the_intent_marks_the_attempt_as_submitting() -> None:
-    new = reconcile.intended(DliBatchJobStatus(), 1, "etl-6f1c2a9e-1", NOW)
+    new = intend(DliBatchJobStatus(), 1, "etl-6f1c2a9e-1", NOW)
     assert new.submission is not None
     assert (new.submission.attempt, new.submission.job_name, new.submission.requested_at) == (
         1,
@@ -315,7 +325,7 @@ def test_the_intent_marks_the_attempt_as_submitting() -> None:
 
 def test_the_intent_keeps_the_start_time_of_the_first_attempt() -> None:
     job = make_job(**recovering(EARLIER))
-    new = reconcile.intended(job.status, 2, "etl-6f1c2a9e-2", NOW)
+    new = intend(job.status, 2, "etl-6f1c2a9e-2", NOW)
     assert new.start_time == EARLIER
 
 
@@ -327,7 +337,7 @@ def test_the_intent_of_a_later_attempt_clears_the_mirror_but_keeps_the_history()
         auto_recovery=True,
         max_retries=3,
     )
-    new = reconcile.intended(old, 2, "etl-6f1c2a9e-2", NOW)
+    new = intend(old, 2, "etl-6f1c2a9e-2", NOW)
     for key in reconcile.MIRROR_FIELDS:
         assert getattr(new, key) in (None, []), key
     assert [a.batch_id for a in new.attempts] == [BATCH]
@@ -336,7 +346,7 @@ def test_the_intent_of_a_later_attempt_clears_the_mirror_but_keeps_the_history()
 
 def test_the_intent_of_the_first_attempt_keeps_what_was_there() -> None:
     old = DliBatchJobStatus(queue="q1", reason="CredentialsUnavailable", message="no secret")
-    new = reconcile.intended(old, 1, "etl-6f1c2a9e-1", NOW)
+    new = intend(old, 1, "etl-6f1c2a9e-1", NOW)
     assert new.queue == "q1"
     assert (new.reason, new.message) == (None, None)
 
@@ -344,7 +354,7 @@ def test_the_intent_of_the_first_attempt_keeps_what_was_there() -> None:
 def test_the_intent_does_not_change_the_status_it_was_given() -> None:
     old = make_job(**recovering(EARLIER)).status
     before = old.model_dump()
-    reconcile.intended(old, 2, "etl-6f1c2a9e-2", NOW)
+    intend(old, 2, "etl-6f1c2a9e-2", NOW)
     assert old.model_dump() == before
 
 
@@ -352,7 +362,7 @@ def test_the_intent_does_not_change_the_status_it_was_given() -> None:
 
 
 def submitting(attempt: int = 1) -> DliBatchJobStatus:
-    return reconcile.intended(DliBatchJobStatus(), attempt, f"etl-6f1c2a9e-{attempt}", EARLIER)
+    return intend(DliBatchJobStatus(), attempt, f"etl-6f1c2a9e-{attempt}", EARLIER)
 
 
 @pytest.mark.parametrize(
@@ -376,7 +386,7 @@ def test_an_accepted_job_is_recorded_as_the_attempt(adopted: bool, reason: str) 
 
 
 def test_an_accepted_later_attempt_is_appended_after_the_earlier_ones() -> None:
-    old = reconcile.intended(make_job(**recovering(EARLIER)).status, 2, "etl-6f1c2a9e-2", NOW)
+    old = intend(make_job(**recovering(EARLIER)).status, 2, "etl-6f1c2a9e-2", NOW)
     second = remote("starting", id="1b324461-d9d9-45da-a52a-3b3c7a3d809e", name="etl-6f1c2a9e-2")
     new = reconcile.accepted(old, second, adopted=False, now=NOW)
     assert [(a.attempt, a.batch_id) for a in new.attempts] == [(1, BATCH), (2, second.id)]
@@ -429,9 +439,6 @@ def observe(state: str, *, auto_recovery: bool = False, max_retries: int = 0, **
         pytest.param(
             "recovering", Phase.RECOVERING, "False", id="recovering is the Recovering phase"
         ),
-        pytest.param(
-            "Queued", Phase.STARTING, "False", id="an undocumented state is in progress, not final"
-        ),
     ],
 )
 def test_an_unfinished_state_is_mirrored_and_not_final(
@@ -443,6 +450,14 @@ def test_an_unfinished_state_is_mirrored_and_not_final(
     assert new.completion_time is None
     assert condition(new, "Running").status == running_condition
     assert new.attempts[-1].state == state
+
+
+@pytest.mark.parametrize("state", ["Queued", "killed", "error", ""])
+def test_an_undocumented_state_ends_the_job_as_failed_with_the_raw_state(state: str) -> None:
+    new = observe(state)
+    assert (new.phase, new.reason) == (Phase.FAILED, "UnknownState")
+    assert repr(state) in (new.message or "")
+    assert new.retries == 0, "an undocumented state is never resubmitted: DLI may still run it"
 
 
 def test_every_mirror_field_is_copied_from_dli() -> None:
@@ -629,7 +644,7 @@ def test_a_blocked_running_job_keeps_its_phase_and_running_condition() -> None:
 
 
 def test_a_blocked_intent_reports_on_submitted_even_with_an_old_batch_id() -> None:
-    old = reconcile.intended(make_job(**recovering(EARLIER)).status, 2, "etl-6f1c2a9e-2", NOW)
+    old = intend(make_job(**recovering(EARLIER)).status, 2, "etl-6f1c2a9e-2", NOW)
     old.batch_id = BATCH
     new = reconcile.blocked(old, Reason.AUTHENTICATION_FAILED, "APIG.0301: bad signature", NOW)
     assert condition(new, "Submitted").reason == "AuthenticationFailed"
@@ -706,3 +721,73 @@ def test_no_retry_is_due_before_an_attempt_has_ended() -> None:
 def test_a_zero_backoff_resubmits_at_once() -> None:
     policy = Policy(retry_backoff_seconds=0.0, retry_backoff_max_seconds=0.0)
     assert reconcile.retry_due(make_job(**recovering(EARLIER)), policy) == EARLIER
+
+
+# --- the fenced claim (issue 10) -----------------------------------------------------------
+
+SETTLE = 100.0
+
+
+def submission(**fields: Any) -> Submission:
+    values: dict[str, Any] = {"attempt": 1, "job_name": "etl-6f1c2a9e-1", "requested_at": EARLIER}
+    return Submission(**(values | fields))
+
+
+@pytest.mark.parametrize(
+    ("sub", "unsent", "sent"),
+    [
+        pytest.param(submission(claim="a"), False, False, id="an unclaimed intent was never sent"),
+        pytest.param(
+            submission(claim="a", sent_at=NOW), False, True, id="a claim may have been sent"
+        ),
+        pytest.param(
+            submission(claim="a", sent_at=NOW), True, False, id="a claim whose call never connected"
+        ),
+        pytest.param(submission(), False, True, id="an intent from 0.1 may have been sent"),
+    ],
+)
+def test_whether_an_intent_may_have_reached_dli(sub: Submission, unsent: bool, sent: bool) -> None:
+    assert reconcile.may_have_been_sent(sub, unsent=unsent) is sent
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "now", "done"),
+    [
+        pytest.param(NOW, NOW + timedelta(seconds=SETTLE - 1), False, id="inside the settle"),
+        pytest.param(NOW, NOW + timedelta(seconds=SETTLE), True, id="once it passed"),
+        pytest.param(None, EARLIER + timedelta(seconds=SETTLE), True, id="0.1: from the request"),
+    ],
+)
+def test_a_create_that_may_have_been_sent_settles_after_the_settle_period(
+    sent_at: datetime | None, now: datetime, done: bool
+) -> None:
+    assert reconcile.settled(submission(sent_at=sent_at), now, SETTLE) is done
+
+
+def test_a_claim_stores_the_token_and_when_the_call_may_leave() -> None:
+    old = intend(DliBatchJobStatus(), 1, "etl-6f1c2a9e-1", EARLIER)
+    new = reconcile.claimed(old, "beef", NOW)
+    assert new.submission is not None
+    assert (new.submission.claim, new.submission.sent_at) == ("beef", NOW)
+    assert old.submission is not None
+    assert old.submission.claim == "c0ffee"
+
+
+def test_releasing_a_claim_is_a_merge_patch_that_deletes_sent_at() -> None:
+    old = intend(DliBatchJobStatus(), 1, "etl-6f1c2a9e-1", NOW)
+    new = old.model_copy(deep=True)
+    assert new.submission is not None
+    new.submission.sent_at = None
+    assert new.to_patch(since=old) == {"submission": {"sentAt": None}}
+
+
+def test_dli_values_longer_than_the_schema_allows_are_cut_before_the_write() -> None:
+    remote = BatchJob.model_validate(
+        {"id": BATCH, "state": "dead", "appId": "a" * 999, "log": ["x" * 99_999]}
+    )
+    new = reconcile.observed(
+        DliBatchJobStatus(), remote, now=NOW, auto_recovery=False, max_retries=0
+    )
+    patch = new.to_patch()
+    assert len(patch["appId"]) == 256
+    assert len(patch["log"][0]) == 4096

@@ -135,15 +135,15 @@ def test_job_names_fit_dli_128_characters() -> None:
         ("success", Phase.SUCCEEDED),
         ("Success", Phase.SUCCEEDED),
         ("dead", Phase.FAILED),
-        ("not_started", Phase.STARTING),
-        ("shutting_down", Phase.STARTING),
+        ("not_started", Phase.FAILED),
+        ("killed", Phase.FAILED),
     ],
 )
 def test_each_dli_state_maps_to_one_phase(state: str, phase: Phase) -> None:
     assert phase_for(state) is phase
 
 
-@pytest.mark.parametrize("state", ["starting", "running", "recovering", "success", "dead", "busy"])
+@pytest.mark.parametrize("state", ["starting", "running", "recovering", "success", "dead"])
 def test_a_phase_is_final_exactly_when_dli_calls_the_state_terminal(state: str) -> None:
     assert phase_for(BatchState(state)).is_final == is_terminal(state)
 

@@ -22,6 +22,11 @@ ATTEMPTS_MAX = 20
 CONDITION_MESSAGE_MAX = 32768
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters: a DLI value must never make a status unstorable."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Phase(StrEnum):
     """Where the job is, in our words (DESIGN.md Status)."""
 
@@ -94,8 +99,11 @@ class Attempt(CamelModel):
 class Submission(CamelModel):
     """The submit-intent marker, stored before the POST (DLI has no idempotency key).
 
-    After a crash with a submission and no batchId, the operator looks the job up by
-    ``jobName`` and adopts it instead of posting again (DESIGN.md Behaviour).
+    A POST leaves only after a conditional status write (resourceVersion precondition) stored
+    ``sentAt`` with this process's ``claim``, so the stored status always tells whether a POST
+    may have left. Without ``sentAt`` nothing was sent; with it, the job is looked up by
+    ``jobName`` (no time filter) until a settle period has passed, and only then claimed and
+    posted again (DESIGN.md, second round: "exactly-once is a fenced claim").
     """
 
     attempt: int = Field(ge=1, description="The attempt being submitted.")
@@ -103,6 +111,31 @@ class Submission(CamelModel):
         min_length=1, max_length=128, description="The deterministic DLI job name sent."
     )
     requested_at: AwareDatetime = Field(description="When the submission was decided.")
+    claim: str | None = Field(
+        None,
+        max_length=64,
+        description="Token of the operator process that holds the attempt (a fencing token).",
+    )
+    sent_at: AwareDatetime | None = Field(
+        None, description="When a create call for this attempt may have left for DLI."
+    )
+
+
+class DliTarget(CamelModel):
+    """Where the current attempt lives in DLI, recorded with its intent.
+
+    Everything about a batch (lookups, polls, cancels) goes to the target recorded with it, so
+    editing ``projectId``, ``endpoint``, ``region`` or ``credentialsSecretRef`` mid-flight
+    applies to the next attempt only (issue 10, item 6).
+    """
+
+    endpoint: str = Field(max_length=SHORT_TEXT_MAX, description="DLI endpoint URL.")
+    project_id: str = Field(max_length=64, description="DLI project id.")
+    credentials_secret: str | None = Field(
+        None,
+        max_length=253,
+        description="Secret holding the credentials; absent: the operator's default credentials.",
+    )
 
 
 class DliBatchJobStatus(CamelModel):
@@ -149,6 +182,9 @@ class DliBatchJobStatus(CamelModel):
     submission: Submission | None = Field(
         None, description="A submission in flight: written before the POST to DLI."
     )
+    target: DliTarget | None = Field(
+        None, description="The DLI endpoint, project and credentials of the current attempt."
+    )
     start_time: AwareDatetime | None = Field(
         None, description="When the first attempt was submitted (activeDeadlineSeconds)."
     )
@@ -190,7 +226,20 @@ class DliBatchJobStatus(CamelModel):
         new = checked.model_dump(by_alias=True, exclude_none=True, mode="json")
         if since is None:
             return new
-        old = since.model_dump(by_alias=True, exclude_none=True, mode="json")
-        patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
-        patch.update({k: None for k in old.keys() - new.keys()})
-        return patch
+        return merge_patch(since.model_dump(by_alias=True, exclude_none=True, mode="json"), new)
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns ``old`` into ``new``: a key that is gone becomes
+    ``None`` at any depth (e.g. ``submission.sentAt`` when a claim is released); lists and
+    scalars are replaced whole."""
+    patch: dict[str, Any] = {k: None for k in old.keys() - new.keys()}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = merge_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif before != value:
+            patch[key] = value
+    return patch
