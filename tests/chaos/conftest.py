@@ -361,7 +361,9 @@ def record(rate: RateSampler) -> Record:
 
 def _commit() -> str:
     out = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=7"],
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip()
 

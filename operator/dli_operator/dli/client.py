@@ -193,9 +193,7 @@ class DliClient:
     async def get_batch_state(self, batch_id: str) -> BatchStateResponse:
         """Just a job's state, the cheapest poll (dli_02_0127)."""
         path = f"{self._base}/{_checked_batch_id(batch_id, 'get_batch_state')}/state"
-        return await self._call(
-            "get_batch_state", "GET", path, BatchStateResponse, about=batch_id
-        )
+        return await self._call("get_batch_state", "GET", path, BatchStateResponse, about=batch_id)
 
     async def cancel_batch(self, batch_id: str) -> BatchCancelResponse:
         """Cancel a starting, running or recovering job (dli_02_0129)."""
