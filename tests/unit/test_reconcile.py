@@ -452,7 +452,9 @@ def test_an_unfinished_state_is_mirrored_and_not_final(
     assert new.attempts[-1].state == state
 
 
-@pytest.mark.parametrize("state", ["Queued", "killed", "error", ""])
+# A blank state is no state at all: the client refuses it as a protocol error (retried), as
+# it does a null one (tests/client/test_hostile_replies.py), so it never reaches reconcile.
+@pytest.mark.parametrize("state", ["Queued", "killed", "error"])
 def test_an_undocumented_state_ends_the_job_as_failed_with_the_raw_state(state: str) -> None:
     new = observe(state)
     assert (new.phase, new.reason) == (Phase.FAILED, "UnknownState")
