@@ -168,6 +168,23 @@ async def test_unreadable_sessions_still_count_when_paging(make: Callable[..., D
     assert (jobs, offsets) == ([BATCH, OTHER], ["0", "2"])
 
 
+async def test_a_list_that_never_ends_is_a_protocol_error(
+    make: Callable[..., DliClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server ignoring ``from`` and claiming a huge total would page forever."""
+    monkeypatch.setattr("dli_operator.dli.client.MAX_PAGES", 5)
+    client = make(answering({"total": 10**9, "sessions": [JOB, {**JOB, "id": OTHER}]}))
+    seen: list[BatchJob] = []
+    with pytest.raises(DliProtocolError, match="after 5 pages"):
+        await collect(client.iter_batches(size=2), seen)
+    assert len(seen) == 10
+
+
+async def collect(jobs: AsyncIterator[BatchJob], into: list[BatchJob]) -> None:
+    async for job in jobs:
+        into.append(job)
+
+
 @pytest.mark.parametrize("raw", ["killed", "error", "KILLED", "shutting_down"])
 async def test_an_undocumented_state_is_kept_raw_for_the_driver_to_end(
     make: Callable[..., DliClient], raw: str

@@ -46,6 +46,9 @@ Observer = Callable[[str, str, float], None]
 _EU_REGIONS = frozenset({"eu-west-101"})
 # dli_02_0125: the page size the SDK documents as default; Terraform pages by 100 too.
 DEFAULT_PAGE_SIZE = 100
+# A list that never ends (a server ignoring ``from`` with a huge ``total``) must not hold a
+# step forever: 1,000 pages of 100 is ten times the largest project we were told of.
+MAX_PAGES = 1000
 # No DLI reply comes near this: a page of 1,000 sessions with their req_body is about 3 MiB.
 # A bigger body is a broken or hostile server, and reading it would only exhaust memory.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -257,7 +260,7 @@ class DliClient:
         (retried) instead (issue 10, item 4).
         """
         offset = 0
-        while True:
+        for _ in range(MAX_PAGES):
             if pace is not None:
                 await pace()
             page = await self.list_batches(
@@ -281,6 +284,11 @@ class DliClient:
             offset += received
             if received < size or offset >= page.total:
                 return
+        raise DliProtocolError(
+            f"DLI list_batches: still more after {MAX_PAGES} pages of {size} (total "
+            f"{page.total}); the server may be ignoring 'from'",
+            operation="list_batches",
+        )
 
     async def get_batch_log(
         self,
