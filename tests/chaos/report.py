@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- chaos-results:begin -->", "<!-- chaos-results:end -->"
 ORDER = [
     "sigkill", "ha", "kube-apiserver-restart", "etcd-restart", "emulator-restart",
-    "dli-outage", "dli-storm", "auth-faults",
+    "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
 ]  # fmt: skip
 COLUMNS = [
     ("Scenario", "scenario"), ("Scale", "scale"), ("Iterations", "iterations"),

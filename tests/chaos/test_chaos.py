@@ -253,6 +253,37 @@ def test_a_dli_storm_with_many_jobs_in_flight(
     )  # fmt: skip
 
 
+def test_hostile_replies_with_many_jobs_in_flight(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """Replies that say less than they must (issue 10, items 4, 12, 13): sessions with null
+    state and log, lists without ``total``, details without a state, creates whose reply lost
+    its id (the job IS created), and create replies dripping past the request deadline."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, storm = scaled(10, 100), scaled(30, 120)
+    hostile = [
+        {"operation": "list", "action": "mangle", "set": {"state": None, "log": None}, "rate": 0.2},
+        {"operation": "list", "action": "mangle", "remove": ["total"], "rate": 0.1},
+        {"operation": "list", "action": "respond", "status": 200, "body": ERROR_BODY, "rate": 0.05},
+        {"operation": "show", "action": "mangle", "set": {"state": None}, "rate": 0.2},
+        {"operation": "create", "action": "mangle", "remove": ["id"], "rate": 0.2},
+        {"operation": "create", "action": "drip", "seconds": 1, "chunkBytes": 4, "rate": 0.1},
+    ]
+    for rule in hostile:
+        emulator.fault(**rule, times=MANY)
+    jobs.apply_many(mixed_jobs(rng, count, prefix="hostile"))
+    env = {"DLI_OPERATOR_DLI__REQUEST_DEADLINE_SECONDS": "10"}
+    started(ops, audit, start_operator(env=env))
+    time.sleep(storm)
+    outcomes = emulator.outcomes()
+    emulator.clear_faults()
+    finish(
+        audit, ops, record, "hostile-replies", count, began, timeout=scaled(180, 600),
+        notes=f"{count} jobs, {storm}s of mangled, error-bodied and dripping replies "
+        f"(request deadline 10s); answers during it: {_summary(outcomes)}",
+    )  # fmt: skip
+
+
 def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_heals(
     jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
 ) -> None:
