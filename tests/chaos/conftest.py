@@ -347,7 +347,7 @@ def record(rate: RateSampler) -> Record:
             peak_dli_rps=rate.stop(),
             seconds=round(time.monotonic() - started),
             notes=notes,
-            problems=found.problems[:20],
+            problems=found.problems[:60],
         )
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

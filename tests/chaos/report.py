@@ -38,10 +38,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         row = results[name]
         lines.append("| " + " | ".join(str(row.get(key, "")) for _, key in COLUMNS) + " |")
     notes = [f"- **{n}**: {results[n].get('notes', '')}" for n in names]
-    problems = [f"  - {problem}" for n in names for problem in results[n].get("problems", [])[:5]]
+    problems = [f"  - {problem}" for n in names for problem in results[n].get("problems", [])[:8]]
     text = "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
     if problems:
-        text += "\nFindings (first five per scenario):\n\n" + "\n".join(problems) + "\n"
+        text += "\nFindings (first eight per scenario):\n\n" + "\n".join(problems) + "\n"
     return text
 
 
