@@ -99,7 +99,7 @@ class SparkStore(Store):
         return self.live
 
     def create(self, valid: ValidRequest) -> Job:
-        """Queue the job (``starting``); it starts at once if its queue has a free slot."""
+        """Queue the job (``starting``) until its queue has a free slot."""
         job = SparkJob(
             id=str(uuid.uuid4()),
             seq=len(self.jobs),
@@ -109,7 +109,8 @@ class SparkStore(Store):
             segments=[(self.now_ms(), STARTING, 0)],
         )
         self._write({"op": "create", "job": job.to_record()})
-        self.schedule()
+        # Started by the next tick, never inside the create call: DLI's create always answers
+        # ``starting``, and a missing file is found later, as DLI finds it (dli-api.md 2.1).
         return self.jobs[job.id]
 
     def stop(self, batch_id: str, reason: str) -> Job:
@@ -168,7 +169,6 @@ class SparkStore(Store):
         events.mkdir(parents=True, exist_ok=True)
         self._write({"op": "launch", "id": job.id, "at": self.now_ms()})
         try:
-            home = self._spark_home()
             plan = submit.build(
                 job.req_body,
                 self.locations,
@@ -176,6 +176,7 @@ class SparkStore(Store):
                 events_dir=events,
                 max_cores=self.spark.max_cores,
             )
+            home = self._spark_home()
         except (MissingFile, processes.SparkUnavailable) as error:
             _note(job, "ERROR", str(error))
             self._advance(job, DEAD)
