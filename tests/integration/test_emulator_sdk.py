@@ -149,7 +149,7 @@ def test_the_sdk_follows_a_real_spark_job_and_reads_its_driver_log(
     assert shown.app_id.startswith("local-")
     assert shown.log[-1] == "rows: 5"
 
-    with pytest.warns(DeprecationWarning):  # DLI deprecated the log call; the SDK says so
+    with pytest.warns(DeprecationWarning, match="show_spark_job_log"):  # DLI deprecated it
         page = client.show_spark_job_log(ShowSparkJobLogRequest(batch_id=created.id, _from=0))
     assert page.total == len(page.log) > 1
     assert page.log[-1] == "rows: 5"
