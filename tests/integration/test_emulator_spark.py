@@ -6,7 +6,12 @@ The app is mounted in-process; ``store.tick()`` is the step the supervisor takes
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig, SparkConfig
 from dli_operator.emulator.core import Emulator
 from dli_operator.emulator.journal import Journal
+from dli_operator.emulator.processes import SparkUnavailable, preflight
 from dli_operator.emulator.sparkstore import LOST, SparkStore
 from dli_operator.emulator.validation import ValidRequest, parse_create
 
@@ -93,3 +99,24 @@ def test_after_a_restart_a_job_that_was_running_is_dead_and_a_waiting_one_still_
 def _request(queue: str) -> ValidRequest:
     body = json.dumps({"file": "obs://b/x.py", "queue": queue}).encode()
     return parse_create(body, ("default", "q1"))
+
+
+def test_the_spark_back_end_refuses_to_start_without_java_and_says_why(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("dli-operator")
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    done = subprocess.run(
+        [str(cli), "emulator", "--backend", "spark", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "the spark back end needs a Java 17+ runtime" in done.stderr
+    assert "JAVA_HOME" in done.stderr
+
+
+def test_without_pyspark_the_message_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SparkUnavailable, match=re.escape("pip install 'dli-operator[spark]'")):
+        preflight()
