@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean
+.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-spark dev-down docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ cluster-down: $(VENV)/.installed
 ## The demo: control plane, CRD, emulator, operator and an example job, all in the background.
 dev: $(VENV)/.installed control-plane
 	hack/dev.sh up
+
+## The demo on the emulator's spark back end: examples/pyspark-pi.yaml computes Pi for real
+## (pyspark from the test extras, Java 17+ from the system; docs/emulator.md).
+dev-spark: $(VENV)/.installed control-plane
+	SPARK=1 hack/dev.sh up
 
 dev-down: $(VENV)/.installed
 	hack/dev.sh down

@@ -14,6 +14,12 @@ EMULATOR_PORT=${DLI_DEV_EMULATOR_PORT:-8099}
 HEALTH_PORT=${DLI_DEV_HEALTH_PORT:-8080}
 METRICS_PORT=${DLI_DEV_METRICS_PORT:-9090}
 PROJECT_ID=0123456789abcdef0123456789abcdef
+# SPARK=1 (`make dev-spark`): the emulator's spark back end runs examples/pyspark-pi.yaml for real.
+BACKEND=scripted EMULATOR_FLAGS=(--state-file "$LOCAL/emulator-state.json")
+if [ -n "${SPARK:-}" ]; then
+  BACKEND=spark EMULATOR_FLAGS=(--backend spark --state-file "$LOCAL/emulator-spark-state.json"
+    --obs-root "$LOCAL/obs" --packages-dir "$LOCAL/packages" --spark-workdir "$LOCAL/spark")
+fi
 mkdir -p "$LOCAL"
 
 say() { printf '[dev] %s\n' "$*"; }
@@ -47,11 +53,13 @@ cluster_up() {
 }
 
 emulator_up() {
+  [ "$(cat "$LOCAL/emulator.backend" 2>/dev/null || echo scripted)" = "$BACKEND" ] || stop "$LOCAL/emulator.pid"
   if alive "$LOCAL/emulator.pid"; then say "emulator already running"; return; fi
   nohup "$BIN/dli-operator" emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
-    --project-id "$PROJECT_ID" --state-file "$LOCAL/emulator-state.json" \
+    --project-id "$PROJECT_ID" "${EMULATOR_FLAGS[@]}" \
     >> "$LOCAL/emulator.log" 2>&1 &
   echo $! > "$LOCAL/emulator.pid"
+  echo "$BACKEND" > "$LOCAL/emulator.backend"
   wait_for_port "$EMULATOR_PORT"
   say "emulator on http://127.0.0.1:$EMULATOR_PORT (control API: /_emulator/jobs)"
 }
@@ -86,6 +94,24 @@ example_up() {
   say "sparkpi was not submitted within 60 s; see $LOCAL/operator.log"; return 1
 }
 
+spark_example_up() {
+  mkdir -p "$LOCAL/obs/dli-demo/jobs"
+  cp examples/pyspark_pi.py "$LOCAL/obs/dli-demo/jobs/pyspark_pi.py"  # obs://dli-demo/jobs/...
+  kc apply -n default -f examples/pyspark-pi.yaml >/dev/null
+  say "pyspark-pi submitted: Spark computes Pi on this machine (a minute or so)"
+  for _ in $(seq 1 300); do
+    phase=$(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    case "$phase" in
+      Succeeded) say "status.log: $(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.log[-1:]}')"
+                 batch=$(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.batchId}')
+                 say "whole driver log: $LOCAL/spark/$batch/driver.log"; return 0 ;;
+      Failed) say "pyspark-pi failed: $(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.message}')"; return 1 ;;
+    esac
+    sleep 1
+  done
+  say "pyspark-pi did not finish within 300 s; see $LOCAL/emulator.log"; return 1
+}
+
 stop() {
   if alive "$1"; then
     kill "$(cat "$1")"
@@ -96,7 +122,7 @@ stop() {
 }
 
 case "${1:-up}" in
-  up) cluster_up; emulator_up; operator_up; example_up ;;
+  up) cluster_up; emulator_up; operator_up; if [ -n "${SPARK:-}" ]; then spark_example_up; else example_up; fi ;;
   down)
     stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
     "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"

@@ -63,6 +63,47 @@ def crd() -> None:
 @click.option("--start-seconds", type=float, default=1.0, show_default=True)
 @click.option("--run-seconds", type=float, default=5.0, show_default=True)
 @click.option("--state-file", type=click.Path(path_type=Path), help="Keep jobs across restarts.")
+@click.option(
+    "--backend",
+    type=click.Choice(["scripted", "spark"]),
+    default="scripted",
+    show_default=True,
+    help="scripted: the state machine; spark: run each batch on a local Spark (pyspark, Java 17+).",
+)
+@click.option(
+    "--obs-root",
+    type=click.Path(path_type=Path),
+    default=Path(".local/obs"),
+    show_default=True,
+    help="spark: obs://bucket/key is OBS_ROOT/bucket/key.",
+)
+@click.option(
+    "--packages-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".local/packages"),
+    show_default=True,
+    help="spark: where DLI package names (no scheme) are.",
+)
+@click.option(
+    "--spark-workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".local/spark"),
+    show_default=True,
+    help="spark: one folder per batch (driver log, event log).",
+)
+@click.option(
+    "--queue-slots",
+    default="1",
+    show_default=True,
+    help="spark: jobs running at once per queue: N, or QUEUE=N,... (others wait).",
+)
+@click.option(
+    "--max-cores",
+    type=int,
+    default=1,
+    show_default=True,
+    help="spark: most local[N] threads one job gets.",
+)
 def emulator(
     host: str,
     port: int,
@@ -74,10 +115,26 @@ def emulator(
     start_seconds: float,
     run_seconds: float,
     state_file: Path | None,
+    backend: str,
+    obs_root: Path,
+    packages_dir: Path,
+    spark_workdir: Path,
+    queue_slots: str,
+    max_cores: int,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
     from dli_operator.emulator.__main__ import build_server, describe
-    from dli_operator.emulator.config import EmulatorConfig
+    from dli_operator.emulator.config import EmulatorConfig, SparkConfig, parse_slots
+    from dli_operator.emulator.processes import SparkUnavailable, preflight
+
+    spark = None
+    if backend == "spark":
+        try:
+            preflight()
+            slots, named = parse_slots(queue_slots)
+        except (SparkUnavailable, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+        spark = SparkConfig(obs_root, packages_dir, spark_workdir, slots, named, max_cores)
 
     config = EmulatorConfig(
         host=host,
@@ -90,6 +147,7 @@ def emulator(
         start_seconds=start_seconds,
         run_seconds=run_seconds,
         state_file=state_file,
+        spark=spark,
     )
     click.echo(describe(config))
     build_server(config, log_level="info").run()

@@ -117,11 +117,17 @@ class Operator:
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
+def emulator_args() -> list[str]:
+    """The emulator's flags; a test module overrides this fixture to change back end."""
+    return ["--start-seconds", "1", "--run-seconds", "2"]
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, emulator_args: list[str]) -> Iterator[Emulator]:
     port = controlplane.free_port()
     log = (tmp_path / "emulator.log").open("ab")
     process = subprocess.Popen(
-        [*CLI, "emulator", "--port", str(port), "--start-seconds", "1", "--run-seconds", "2"],
+        [*CLI, "emulator", "--port", str(port), *emulator_args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

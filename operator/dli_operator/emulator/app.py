@@ -46,7 +46,8 @@ def create_app(config: EmulatorConfig | None = None, *, clock: Clock = time.time
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
+        async with emulator.background():
+            yield
         emulator.close()
 
     app = Starlette(

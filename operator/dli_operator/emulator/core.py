@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,7 @@ from dli_operator.emulator.faults import Faults, Rule
 from dli_operator.emulator.gateway import DropConnection, authenticate, request_id
 from dli_operator.emulator.journal import Journal
 from dli_operator.emulator.replies import THROTTLED, ApiError, error_response, json_response
+from dli_operator.emulator.sparkstore import SparkStore
 from dli_operator.emulator.state import Store
 
 Handler = Callable[[Request, bytes], Awaitable[Response]]
@@ -33,7 +35,8 @@ class Emulator:
     def __init__(self, config: EmulatorConfig, clock: Clock) -> None:
         self.config, self.clock = config, clock
         journal = Journal(config.state_file) if config.state_file else None
-        self.store = Store(config, clock, journal)
+        backend = SparkStore if config.spark else Store
+        self.store: Store = backend(config, clock, journal)
         self.faults = Faults()
         self.calls: Counter[str] = Counter()
         self.outcomes: dict[str, Counter[str]] = {}
@@ -50,8 +53,24 @@ class Emulator:
             self._release = None
 
     def close(self) -> None:
+        if isinstance(self.store, SparkStore):
+            self.store.shutdown()
         if self.store.journal is not None:
             self.store.journal.close()
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """While the app serves: the spark back end follows its processes (the scripted one
+        computes states on read and needs nothing)."""
+        if not isinstance(self.store, SparkStore):
+            yield
+            return
+        task = asyncio.create_task(self.store.supervise())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def serve(self, operation: str, request: Request, handler: Handler) -> Response:
         """Run one DLI call through the gateway and the fault script."""
