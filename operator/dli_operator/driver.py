@@ -334,23 +334,23 @@ class Driver:
         uid = job.metadata.uid or ""
         sub = job.status.submission
         if sub is None:
-            # The intent (and the target it goes to) is stored before anything is sent; with
-            # no queue ahead it claims the attempt in the same write.
+            # The intent (and the target it goes to) is stored before anything is sent, in one
+            # write: with no queue ahead it claims the attempt too, else it shows the queue.
             sending = dli.limiter.expected_wait() < QUEUE_NOTICE_SECONDS
-            token = _token()
             new = reconcile.intended(
                 job.status,
                 action.attempt,
                 action.job_name,
                 self.clock(),
                 target=target,
-                claim=token,
+                claim=_token(),
                 sending=sending,
             )
+            new = (None if sending else self._queued(new, dli)) or new
             job = await self._write(job, new, announce, conditional=True)
             if sending:
                 self._claimed(uid, job.status.submission)
-            return await self._post(job, action, dli, announce, owned=owned)
+            return await self._post(job, action, dli, announce, owned=owned, noticed=True)
         unsent = self.ledger.unsent.get(uid)
         if reconcile.may_have_been_sent(sub, unsent=bool(unsent and unsent.holds(sub))):
             found = await self._find(job, action.job_name, dli)
@@ -391,10 +391,11 @@ class Driver:
         announce: Announce,
         *,
         owned: Callable[[], bool],
+        noticed: bool = False,
     ) -> float | None:
         uid = job.metadata.uid or ""
         request = to_request(job.spec, job_name=action.job_name)
-        job = await self._wait_turn(job, dli, announce)
+        job = await self._wait_turn(job, dli, announce, noticed=noticed)
         if not owned():
             return await self._release(job, announce)
         job = await self._claim(job, announce)
@@ -450,16 +451,23 @@ class Driver:
         assert submission.claim is not None
         self.ledger.claims[uid] = Claim(submission.claim, submission.sent_at, time.monotonic())
 
-    async def _wait_turn(self, job: DliBatchJob, dli: Dli, announce: Announce) -> DliBatchJob:
-        """Wait for a DLI request slot; a long wait is shown on the job first."""
-        expected = dli.limiter.expected_wait()
-        if expected >= QUEUE_NOTICE_SECONDS:
-            ahead = dli.limiter.waiting
-            msg = f"waiting for a DLI request slot: about {expected:.0f}s, {ahead} requests ahead"
-            new = reconcile.blocked(job.status, Reason.QUEUED, msg, self.clock())
-            job = await self._write(job, new, announce)
+    async def _wait_turn(
+        self, job: DliBatchJob, dli: Dli, announce: Announce, *, noticed: bool = False
+    ) -> DliBatchJob:
+        """Wait for a DLI request slot; a long wait is shown on the job first (unless it is)."""
+        if not noticed and (queued := self._queued(job.status, dli)) is not None:
+            job = await self._write(job, queued, announce)
         await dli.limiter.acquire()
         return job
+
+    def _queued(self, status: DliBatchJobStatus, dli: Dli) -> DliBatchJobStatus | None:
+        """The status that shows a long wait for a request slot; None for a short one."""
+        expected = dli.limiter.expected_wait()
+        if expected < QUEUE_NOTICE_SECONDS:
+            return None
+        ahead = dli.limiter.waiting
+        msg = f"waiting for a DLI request slot: about {expected:.0f}s, {ahead} requests ahead"
+        return reconcile.blocked(status, Reason.QUEUED, msg, self.clock())
 
     async def _find(self, job: DliBatchJob, name: str, dli: Dli) -> BatchJob | None:
         """The DLI job of a stored intent, if the POST reached DLI before we lost track.
