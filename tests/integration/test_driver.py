@@ -934,3 +934,26 @@ async def test_a_refused_call_then_a_timed_out_one_is_looked_up_not_sent_a_third
     jobs = await op.jobs()
     assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
     assert op.condition("Submitted")["reason"] == "Adopted"
+
+
+async def test_a_queued_submission_shows_the_queue_in_its_intent_write(
+    op: Harness, log: Log
+) -> None:
+    dli_settings = op.settings.dli.model_copy(update={"requests_per_second": 0.1, "burst": 1})
+    op.settings = op.settings.model_copy(update={"dli": dli_settings})
+    op.restart()
+    op.create("first")
+    await op.step("first")  # takes the only slot: the next one is 10 s away
+    op.create("second")
+    log.clear()
+    waiting = asyncio.ensure_future(op.step("second"))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert log == [("kube", "patch", *sorted(log[0][2:]))], "one write: intent and notice"
+    status = op.status("second")
+    assert status["submission"].get("sentAt") is None, "not claimed while it waits"
+    assert op.condition("Submitted", "second")["reason"] == "WaitingForRequestSlot"
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (await op.calls())["create"] == 1
