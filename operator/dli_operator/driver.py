@@ -50,6 +50,7 @@ WARNING_REASONS = frozenset(
         Reason.SUBMIT_REJECTED,
         Reason.DLI_UNAVAILABLE,
         Reason.CREDENTIALS,
+        Reason.POLICY_DENIED,
         Reason.AUTHENTICATION_FAILED,
         Reason.RATE_LIMITED,
     }
@@ -169,7 +170,7 @@ class Driver:
             if raise_errors:
                 raise
             job = self._latest(job)
-            new = reconcile.blocked(job.status, Reason.CREDENTIALS, str(exc), self.clock())
+            new = reconcile.blocked(job.status, exc.reason, str(exc), self.clock())
             await self._write(job, new, announce)
             return self.blocked_retry
         except errors.DliError as exc:
