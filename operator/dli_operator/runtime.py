@@ -325,6 +325,8 @@ def _trusted(settings: Settings) -> policy.Trusted:
         endpoints[checked_endpoint(url, allow_insecure=allow)] = policy.ALLOWED_ENDPOINTS
     for region in rules.allowed_regions:
         endpoints[endpoint_for_region(region)] = policy.ALLOWED_REGIONS
+    if cfg.region:
+        endpoints[endpoint_for_region(cfg.region)] = "DLI_OPERATOR_DLI__REGION"
     if default:
         endpoints[default] = policy.DEFAULT_ENDPOINT
     return policy.Trusted(default, cfg.project_id, endpoints)
