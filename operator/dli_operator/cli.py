@@ -63,6 +63,11 @@ def crd() -> None:
 @click.option("--start-seconds", type=float, default=1.0, show_default=True)
 @click.option("--run-seconds", type=float, default=5.0, show_default=True)
 @click.option("--state-file", type=click.Path(path_type=Path), help="Keep jobs across restarts.")
+@click.option(
+    "--control-token",
+    envvar="DLI_EMULATOR_CONTROL_TOKEN",
+    help="Bearer token the /_emulator/ control API requires [env DLI_EMULATOR_CONTROL_TOKEN].",
+)
 def emulator(
     host: str,
     port: int,
@@ -74,6 +79,7 @@ def emulator(
     start_seconds: float,
     run_seconds: float,
     state_file: Path | None,
+    control_token: str | None,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
     from dli_operator.emulator.__main__ import build_server, describe
@@ -90,6 +96,7 @@ def emulator(
         start_seconds=start_seconds,
         run_seconds=run_seconds,
         state_file=state_file,
+        control_token=control_token or None,
     )
     click.echo(describe(config))
     build_server(config, log_level="info").run()

@@ -226,7 +226,7 @@ class OidcCredentials(RefreshingCredentials):
         response = await self._send("iam_security_token", request)
         return _credential(response, "iam_security_token")
 
-    async def _federated_token(self) -> str:
+    def _id_token(self) -> str:
         # Re-read every time: the kubelet rotates the projected token (at 80 % of its life).
         try:
             id_token = self._token_file.read_text(encoding="utf-8").strip()
@@ -236,6 +236,10 @@ class OidcCredentials(RefreshingCredentials):
             ) from None
         if not id_token:
             raise IdentityError(f"the ServiceAccount token {self._token_file} is empty")
+        return id_token
+
+    async def _federated_token(self) -> str:
+        id_token = self._id_token()
         request = httpx.Request(
             "POST",
             self._iam + ID_TOKEN_PATH,

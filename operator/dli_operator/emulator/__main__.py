@@ -65,6 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--start-seconds", type=float, default=defaults.start_seconds)
     parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds)
     parser.add_argument("--state-file", type=Path, default=None)
+    parser.add_argument("--control-token", default=None)
     args = parser.parse_args(argv)
     return EmulatorConfig(
         host=args.host,
@@ -77,6 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         start_seconds=args.start_seconds,
         run_seconds=args.run_seconds,
         state_file=args.state_file,
+        control_token=args.control_token,
     )
 
 

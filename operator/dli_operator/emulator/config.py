@@ -33,6 +33,8 @@ class EmulatorConfig:
     """JSON-lines journal that keeps the jobs across a restart; ``None``: in memory only."""
     owner: str = "emulator"
     """What DLI reports as ``owner``: the submitting IAM user."""
+    control_token: str | None = field(default=None, repr=False)
+    """If set, the ``/_emulator/`` control API answers only ``Authorization: Bearer <token>``."""
 
     def summary(self) -> dict[str, object]:
         """The effective settings, safe to print: the secret key and tokens are never shown."""
@@ -43,6 +45,7 @@ class EmulatorConfig:
             "access_key": self.access_key,
             "secret_key": "***",
             "tokens": len(self.tokens),
+            "control_token": "***" if self.control_token else None,
             "queues": ",".join(self.queues),
             "start_seconds": self.start_seconds,
             "run_seconds": self.run_seconds,
