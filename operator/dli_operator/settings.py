@@ -179,6 +179,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _policy_and_identity_are_usable(self) -> Settings:
+        insecure = self.dli.allow_insecure_endpoint
+        for url in self.policy.allowed_endpoints:
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            if scheme not in ("https", "http") or (scheme == "http" and not insecure):
+                raise ValueError(
+                    f"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS: {url!r} is not an https URL "
+                    "(plain http needs DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT=true)"
+                )
+        if self.identity.source == "oidc" and not self.identity.idp_id:
+            raise ValueError(
+                "DLI_OPERATOR_IDENTITY__SOURCE=oidc needs DLI_OPERATOR_IDENTITY__IDP_ID: "
+                "the IAM identity provider that trusts the cluster's ServiceAccount issuer"
+            )
+        return self
+
 
 @functools.cache
 def get_settings() -> Settings:
