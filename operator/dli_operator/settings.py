@@ -182,11 +182,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _policy_and_identity_are_usable(self) -> Settings:
         insecure = self.dli.allow_insecure_endpoint
-        for url in self.policy.allowed_endpoints:
+        urls = [("POLICY__ALLOWED_ENDPOINTS", url) for url in self.policy.allowed_endpoints]
+        urls.append(("IDENTITY__IAM_ENDPOINT", self.identity.iam_endpoint))
+        for variable, url in urls:
             scheme = url.split("://", 1)[0] if "://" in url else ""
             if scheme not in ("https", "http") or (scheme == "http" and not insecure):
                 raise ValueError(
-                    f"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS: {url!r} is not an https URL "
+                    f"DLI_OPERATOR_{variable}: {url!r} is not an https URL "
                     "(plain http needs DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT=true)"
                 )
         if self.identity.source == "oidc" and not self.identity.idp_id:

@@ -156,6 +156,7 @@ def test_by_default_no_namespace_may_use_the_default_credentials() -> None:
         ({"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS": "http://10.0.0.1"}, "ALLOWED_ENDPOINTS"),
         ({"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS": "dli.example.com"}, "ALLOWED_ENDPOINTS"),
         ({"DLI_OPERATOR_IDENTITY__SOURCE": "oidc"}, "IDENTITY__IDP_ID"),
+        ({"DLI_OPERATOR_IDENTITY__IAM_ENDPOINT": "http://iam"}, "IDENTITY__IAM_ENDPOINT"),
         ({"DLI_OPERATOR_IDENTITY__SOURCE": "vault"}, "identity.source"),
     ],
 )
