@@ -64,7 +64,7 @@ def refusal(
     if endpoint not in trusted.endpoints:
         return Refusal(
             hint,
-            f"endpoint {endpoint} is not one the operator may call; an admin can add it to {hint}",
+            f"endpoint {endpoint} is not one the operator trusts; only an admin can allow it",
         )
     if default_credentials:
         denied = _default_credentials_refusal(policy, trusted, namespace, labels, endpoint, project)
@@ -74,7 +74,7 @@ def refusal(
     if projects is not None and project not in projects:
         return Refusal(
             NAMESPACE_PROJECTS,
-            f"namespace {namespace} may not target project {project} ({NAMESPACE_PROJECTS})",
+            f"namespace {namespace} may not target project {project}",
         )
     return None
 
@@ -105,20 +105,19 @@ def _default_credentials_refusal(
         return Refusal(
             rule,
             f"namespace {namespace} may not use the operator's default credentials: set "
-            f"spec.credentialsSecretRef, or an admin adds the namespace ({rule})",
+            "spec.credentialsSecretRef, or an admin admits the namespace",
         )
     if endpoint != trusted.default_endpoint:
         return Refusal(
             DEFAULT_ENDPOINT,
-            f"the operator's default credentials are only used with its own endpoint "
-            f"({DEFAULT_ENDPOINT} or DLI_OPERATOR_DLI__REGION), not {endpoint}: set "
-            "spec.credentialsSecretRef",
+            f"the operator's default credentials are used only with its own endpoint, not "
+            f"{endpoint}: set spec.credentialsSecretRef",
         )
     if project != trusted.default_project:
         return Refusal(
             DEFAULT_PROJECT,
-            f"the operator's default credentials are only used with its own project "
-            f"({DEFAULT_PROJECT}), not {project}: set spec.credentialsSecretRef",
+            f"the operator's default credentials are used only with its own project, not "
+            f"{project}: set spec.credentialsSecretRef",
         )
     return None
 
