@@ -31,7 +31,13 @@ from typing import Any
 import httpx
 
 from dli_operator.dli.auth import Credentials
-from dli_operator.dli.errors import DliError, DliProtocolError, api_error, parse_error_body
+from dli_operator.dli.errors import (
+    DliError,
+    DliProtocolError,
+    api_error,
+    mask_credentials,
+    parse_error_body,
+)
 from dli_operator.dli.responses import transport_error
 
 logger = logging.getLogger(__name__)
@@ -175,7 +181,19 @@ class RefreshingCredentials(CredentialsProvider):
     @abstractmethod
     async def _fetch(self) -> tuple[Credentials, datetime]: ...
 
-    async def _send(self, operation: str, request: httpx.Request) -> httpx.Response:
+    async def _send(
+        self, operation: str, request: httpx.Request, secrets: tuple[str, ...] = ()
+    ) -> httpx.Response:
+        """Send one IAM or metadata call; errors carry no token or key (``mask_credentials``)."""
+        try:
+            return await self._answer(operation, request)
+        except DliError as exc:
+            keys = self._credentials
+            held = (keys.access_key, keys.secret_key, keys.security_token) if keys else ()
+            mask_credentials(exc, (*secrets, *held))
+            raise
+
+    async def _answer(self, operation: str, request: httpx.Request) -> httpx.Response:
         try:
             response = await self._http.send(request)
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL) as exc:
@@ -223,7 +241,7 @@ class OidcCredentials(RefreshingCredentials):
             headers={"Content-Type": "application/json;charset=utf8", "X-Auth-Token": federated},
             content=json.dumps(body).encode(),
         )
-        response = await self._send("iam_security_token", request)
+        response = await self._send("iam_security_token", request, (federated,))
         return _credential(response, "iam_security_token")
 
     def _id_token(self) -> str:
@@ -246,7 +264,7 @@ class OidcCredentials(RefreshingCredentials):
             headers={"Content-Type": "application/json;charset=utf8", "X-Idp-Id": self._idp_id},
             content=json.dumps({"auth": {"id_token": {"id": id_token}}}).encode(),
         )
-        response = await self._send("iam_id_token", request)
+        response = await self._send("iam_id_token", request, (id_token,))
         token = response.headers.get("X-Subject-Token")
         if not token:
             raise DliProtocolError("IAM returned no X-Subject-Token", operation="iam_id_token")
