@@ -8,6 +8,7 @@ apply again). Applies are idempotent, so the tests share the session's cluster i
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ EMULATOR = {
 }
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
+def render(overlay: str | Path) -> list[dict[str, Any]]:
+    """A named overlay (``OVERLAYS``), or any kustomization directory, rendered."""
+    folder = OVERLAYS[overlay] if isinstance(overlay, str) else overlay
     out = subprocess.run(
-        ["kubectl", "kustomize", str(OVERLAYS[overlay])],
+        ["kubectl", "kustomize", str(folder)],
         capture_output=True,
         text=True,
         check=False,
@@ -147,6 +150,33 @@ def test_the_dev_emulator_is_reachable_only_from_its_namespace_and_guards_its_co
     env = {e["name"]: e for e in container(docs, "dli-emulator").get("env", [])}
     ref = env["DLI_EMULATOR_CONTROL_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert find(docs, "Secret", ref["name"])["data"][ref["key"]]
+
+
+def test_the_workload_identity_component_projects_a_token_the_operator_exchanges(
+    tmp_path: Path,
+) -> None:
+    deploy = Path(os.path.relpath(DEPLOY, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(deploy / "overlays/prod")],
+                "components": [str(deploy / "components/workload-identity")],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    main = container(docs, "dli-operator")
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["DLI_OPERATOR_IDENTITY__SOURCE"] == "oidc"
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    assert env["DLI_OPERATOR_IDENTITY__TOKEN_FILE"] == mounts["dli-token"] + "/token"
+    pod = find(docs, "Deployment", "dli-operator")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "dli-token"]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "dli.dev"
+    assert source["serviceAccountToken"]["path"] == "token"
 
 
 def test_the_dev_overlay_wires_the_operator_to_the_emulator() -> None:
