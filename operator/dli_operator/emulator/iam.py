@@ -34,6 +34,9 @@ from dli_operator.emulator.replies import json_response
 # IAM: temporary keys last 900 s to 24 h (iam_04_0002); federated tokens 24 h.
 MIN_DURATION, MAX_DURATION = 900, 86400
 FEDERATED_TOKEN_SECONDS = 86400
+# Expired keys are remembered this long, so the gateway can say "token expires" rather than
+# "unknown access key"; then forgotten, so a long run does not grow without bound.
+FORGET_AFTER_SECONDS = 3600.0
 # Temporary AKs look like permanent ones: 20 upper-case letters and digits.
 AK_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -122,7 +125,13 @@ class Identity:
         self.issued["metadata"] += 1
         return self._temporary(MIN_DURATION)
 
+    def _forget_expired(self) -> None:
+        horizon = self.clock() - FORGET_AFTER_SECONDS
+        self.temporary = {ak: k for ak, k in self.temporary.items() if k.expires > horizon}
+        self.federated = {t: expires for t, expires in self.federated.items() if expires > horizon}
+
     def _temporary(self, seconds: float) -> dict[str, Any]:
+        self._forget_expired()
         lifetime = self.credential_seconds if self.credential_seconds is not None else seconds
         access = "".join(secrets.choice(AK_ALPHABET) for _ in range(20))
         key = TemporaryKey(
