@@ -26,6 +26,8 @@ ALLOWED_REGIONS = "DLI_OPERATOR_POLICY__ALLOWED_REGIONS"
 DEFAULT_NAMESPACES = "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES"
 DEFAULT_SELECTOR = "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACE_SELECTOR"
 NAMESPACE_PROJECTS = "DLI_OPERATOR_POLICY__NAMESPACE_PROJECTS"
+# A spec.endpoint and a spec.region are refused alike: either setting can allow the endpoint.
+TRUSTED_ENDPOINTS = f"{ALLOWED_ENDPOINTS} or {ALLOWED_REGIONS}"
 DEFAULT_PROJECT = "DLI_OPERATOR_DLI__PROJECT_ID"
 DEFAULT_ENDPOINT = "DLI_OPERATOR_DLI__ENDPOINT"
 ALL = "*"
@@ -45,8 +47,8 @@ class Trusted:
 
     default_endpoint: str | None
     default_project: str | None
-    endpoints: Mapping[str, str]
-    """Each trusted endpoint, and the setting that trusts it (named in refusals)."""
+    endpoints: frozenset[str]
+    """Every endpoint the operator may call."""
 
 
 def refusal(
@@ -58,12 +60,11 @@ def refusal(
     endpoint: str,
     project: str,
     default_credentials: bool,
-    hint: str = ALLOWED_ENDPOINTS,
 ) -> Refusal | None:
     """The first rule the target breaks, or None. ``labels`` is None if not needed (not read)."""
     if endpoint not in trusted.endpoints:
         return Refusal(
-            hint,
+            TRUSTED_ENDPOINTS,
             f"endpoint {endpoint} is not one the operator trusts; only an admin can allow it",
         )
     if default_credentials:

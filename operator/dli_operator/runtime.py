@@ -59,11 +59,12 @@ class PolicyViolation(ConfigurationError):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a job's DLI calls go, and with whose credentials."""
+    """Where a job's DLI calls go, and with whose credentials (the fields of a recorded
+    ``status.target``)."""
 
     endpoint: str
     project_id: str
-    secret: str | None = None
+    credentials_secret: str | None = None
     """The ``dli.dev/credentials`` Secret in the job's namespace; None: the operator's own."""
 
 
@@ -111,11 +112,12 @@ class Runtime:
         await self.kube.aclose()
 
     async def dli_for(self, namespace: str, spec: DliBatchJobSpec) -> Dli:
-        """The client, limiter and cache for this job; raises ConfigurationError."""
-        return await self.dli_for_target(namespace, await self.target_for(namespace, spec))
+        """The client, limiter and cache for the spec's target; raises ConfigurationError."""
+        return await self.dli_at(namespace, self.target_for(spec))
 
-    async def target_for(self, namespace: str, spec: DliBatchJobSpec) -> Target:
-        """Where this job's calls would go, checked against the policy; else ConfigurationError."""
+    def target_for(self, spec: DliBatchJobSpec) -> Target:
+        """Where a new attempt of ``spec`` goes (to record with its intent); ConfigurationError
+        if it cannot go anywhere. The policy is applied where the target is used: ``dli_at``."""
         cfg = self.settings.dli
         project = spec.project_id or cfg.project_id
         if not project:
@@ -129,15 +131,13 @@ class Runtime:
                 "no DLI endpoint: set spec.region, spec.endpoint or DLI_OPERATOR_DLI__REGION"
             )
         secret = _secret_name(spec.credentials_secret_ref)
-        target = Target(self._checked(endpoint), project, secret)
-        hint = policy.ALLOWED_REGIONS if spec.region else policy.ALLOWED_ENDPOINTS
-        await self._enforce(namespace, target, hint)
-        return target
+        return Target(self._checked(endpoint), project, secret)
 
-    async def dli_for_target(self, namespace: str, target: Target) -> Dli:
-        """The client, limiter and cache for a target (a recorded one too), policy checked."""
-        await self._enforce(namespace, target, policy.ALLOWED_ENDPOINTS)
-        source = await self._refresh_credentials(namespace, target.secret)
+    async def dli_at(self, namespace: str, target: Target) -> Dli:
+        """The client, limiter and cache for a target, recorded or new, once the admin's policy
+        allows it (PolicyViolation otherwise): nothing is loaded or sent before that."""
+        await self._enforce(namespace, target)
+        source = await self._refresh_credentials(namespace, target.credentials_secret)
         key = (target, source)
         if key not in self._dli:
             self._dli[key] = self._build(target, source)
@@ -151,9 +151,9 @@ class Runtime:
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
 
-    async def _enforce(self, namespace: str, target: Target, hint: str) -> None:
+    async def _enforce(self, namespace: str, target: Target) -> None:
         rules = self.settings.policy
-        default = target.secret is None
+        default = target.credentials_secret is None
         labels = None
         if default and policy.needs_labels(rules, namespace):
             labels = await self._namespace_labels(namespace)
@@ -165,7 +165,6 @@ class Runtime:
             endpoint=self._checked(target.endpoint),
             project=target.project_id,
             default_credentials=default,
-            hint=hint,
         )
         if refused is not None:
             raise PolicyViolation(f"refused by {refused.rule}: {refused.message}")
@@ -320,16 +319,12 @@ def _trusted(settings: Settings) -> policy.Trusted:
     allow = cfg.allow_insecure_endpoint
     configured = cfg.endpoint or (cfg.region and endpoint_for_region(cfg.region)) or None
     default = checked_endpoint(configured, allow_insecure=allow) if configured else None
-    endpoints: dict[str, str] = {}
-    for url in rules.allowed_endpoints:
-        endpoints[checked_endpoint(url, allow_insecure=allow)] = policy.ALLOWED_ENDPOINTS
-    for region in rules.allowed_regions:
-        endpoints[endpoint_for_region(region)] = policy.ALLOWED_REGIONS
-    if cfg.region:
-        endpoints[endpoint_for_region(cfg.region)] = "DLI_OPERATOR_DLI__REGION"
+    endpoints = {checked_endpoint(url, allow_insecure=allow) for url in rules.allowed_endpoints}
+    regions = [*rules.allowed_regions, *([cfg.region] if cfg.region else [])]
+    endpoints |= {endpoint_for_region(region) for region in regions}
     if default:
-        endpoints[default] = policy.DEFAULT_ENDPOINT
-    return policy.Trusted(default, cfg.project_id, endpoints)
+        endpoints.add(default)
+    return policy.Trusted(default, cfg.project_id, frozenset(endpoints))
 
 
 def _identity(

@@ -643,7 +643,7 @@ async def test_free_key_names_are_refused_so_no_other_value_of_a_secret_is_sent(
 async def test_a_recorded_target_is_held_to_the_policy_too(spied: Harness) -> None:
     runtime = spied.driver.runtime
     with pytest.raises(PolicyViolation, match="ALLOWED_ENDPOINTS"):
-        await runtime.dli_for_target(NAMESPACE, Target(FOREIGN, OTHER_PROJECT, None))
+        await runtime.dli_at(NAMESPACE, Target(FOREIGN, OTHER_PROJECT, None))
     assert spied.wire.foreign == []
 
 

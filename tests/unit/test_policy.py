@@ -12,7 +12,7 @@ from dli_operator.settings import PolicySettings
 HOME = "https://dli.cn-north-4.myhuaweicloud.com"
 EXTRA = "https://dli.cn-east-3.myhuaweicloud.com"
 P1, P2 = "a" * 32, "b" * 32
-TRUSTED = policy.Trusted(HOME, P1, {HOME: policy.DEFAULT_ENDPOINT, EXTRA: policy.ALLOWED_REGIONS})
+TRUSTED = policy.Trusted(HOME, P1, frozenset({HOME, EXTRA}))
 
 
 def check(
@@ -52,12 +52,12 @@ def check(
         (
             {"default_credentials_namespaces": ["*"]},
             {"endpoint": "https://evil.example"},
-            policy.ALLOWED_ENDPOINTS,
+            policy.TRUSTED_ENDPOINTS,
         ),
         ({"default_credentials_namespaces": ["*"]}, {"endpoint": EXTRA}, policy.DEFAULT_ENDPOINT),
         ({"default_credentials_namespaces": ["*"]}, {"project": P2}, policy.DEFAULT_PROJECT),
         ({}, {"default": False, "endpoint": EXTRA, "project": P2}, None),
-        ({}, {"default": False, "endpoint": "https://evil.example"}, policy.ALLOWED_ENDPOINTS),
+        ({}, {"default": False, "endpoint": "https://evil.example"}, policy.TRUSTED_ENDPOINTS),
         ({"namespace_projects": {"team": [P2]}}, {"default": False}, policy.NAMESPACE_PROJECTS),
         ({"namespace_projects": {"team": [P2]}}, {"default": False, "project": P2}, None),
         ({"namespace_projects": {"*": [P2]}}, {"default": False}, policy.NAMESPACE_PROJECTS),
