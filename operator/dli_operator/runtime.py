@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -66,6 +67,17 @@ class Target:
     project_id: str
     credentials_secret: str | None = None
     """The ``dli.dev/credentials`` Secret in the job's namespace; None: the operator's own."""
+
+
+class Recorded(Protocol):
+    """A target as stored with a submission (``status.target``): read, never trusted."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def credentials_secret(self) -> str | None: ...
 
 
 @dataclass
@@ -133,9 +145,10 @@ class Runtime:
         secret = _secret_name(spec.credentials_secret_ref)
         return Target(self._checked(endpoint), project, secret)
 
-    async def dli_at(self, namespace: str, target: Target) -> Dli:
+    async def dli_at(self, namespace: str, recorded: Recorded) -> Dli:
         """The client, limiter and cache for a target, recorded or new, once the admin's policy
         allows it (PolicyViolation otherwise): nothing is loaded or sent before that."""
+        target = Target(recorded.endpoint, recorded.project_id, recorded.credentials_secret)
         await self._enforce(namespace, target)
         source = await self._refresh_credentials(namespace, target.credentials_secret)
         key = (target, source)
