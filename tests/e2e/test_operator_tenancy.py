@@ -23,8 +23,8 @@ from kubernetes import client
 SECRET = "dli-creds"
 IDP = "e2e-cluster"
 AUDIENCE = "dli.dev"
-KEY_SECONDS = 4  # temporary keys the emulator's IAM grants: renewed every ~2 s
-RUN_SECONDS = 12
+KEY_SECONDS = 6  # temporary keys the emulator's IAM grants: renewed every ~3 s
+RUN_SECONDS = 14
 
 
 class Listener:
