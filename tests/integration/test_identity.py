@@ -1,24 +1,32 @@
 """The operator's identities without static keys, against the emulator's IAM and metadata service.
 
-Everything runs in-process (``httpx.ASGITransport``) on the emulator's ``FakeClock``: an ID token
+Most tests run in-process (``httpx.ASGITransport``) on the emulator's ``FakeClock``: an ID token
 signed here stands in for a projected ServiceAccount token, the keys IAM hands out are used to
-sign real DLI calls, and moving the clock shows them renewed before they expire.
+sign real DLI calls, and moving the clock shows them renewed before they expire. The last two
+hold the emulator to the reference: ``huaweicloudsdkcore``'s own FederalAccessor and
+MetadataAccessor against the live emulator.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.auth.internal import MetadataAccessor
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkdli.v1 import DliClient as SdkDliClient
+from huaweicloudsdkdli.v1 import ListSparkJobsRequest
 from starlette.applications import Starlette
 
 from dli_operator.dli.auth import AkSkAuth, Credentials
@@ -34,6 +42,9 @@ from dli_operator.dli.identity import (
 from dli_operator.dli.retries import NO_RETRIES
 from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig
+
+if TYPE_CHECKING:
+    from conftest import LiveEmulator
 
 ENDPOINT = "http://dli.emulator"
 IDP = "cce-cluster"
@@ -231,3 +242,46 @@ async def test_mounted_keys_are_read_again_when_the_files_change(tmp_path: Path)
     (tmp_path / "secretKey").write_text("SK-TWO-LONGER")
     (tmp_path / "securityToken").write_text("TOKEN")
     assert await provider.get() == Credentials("AK-ONE", "SK-TWO-LONGER", "TOKEN")
+
+
+def test_the_official_sdks_federated_credentials_work_against_the_emulators_iam(
+    live_emulator: LiveEmulator, issuer: Issuer, tmp_path: Path
+) -> None:
+    """``huaweicloudsdkcore``'s FederalAccessor is the reference for the exchange (issue 11)."""
+    spec = {"idpId": IDP, "jwks": issuer.jwks(), "audiences": [AUDIENCE]}
+    httpx.post(live_emulator.url + "/_emulator/iam", json=spec).raise_for_status()
+    token = tmp_path / "sdk-token"
+    token.write_text(issuer.token(time.time()))
+    config = live_emulator.config
+    credentials = (
+        BasicCredentials()
+        .with_project_id(config.project_id)
+        .with_idp_id(IDP)
+        .with_id_token_file(str(token))
+        .with_iam_endpoint(live_emulator.url)
+    )
+    http = HttpConfig.get_default_config()
+    http.timeout = (5, 10)
+    client = (
+        SdkDliClient.new_builder()
+        .with_credentials(credentials)
+        .with_endpoints([live_emulator.url])
+        .with_http_config(http)
+        .build()
+    )
+    listed = client.list_spark_jobs(ListSparkJobsRequest(size=10))
+    assert listed.total == 0
+    issued = httpx.get(live_emulator.url + "/_emulator/iam").json()["issued"]
+    assert issued == {"id_token": 1, "securitytoken": 1}
+
+
+def test_the_official_sdks_metadata_accessor_reads_the_emulators_security_key(
+    live_emulator: LiveEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK's metadata address is a class constant (169.254.169.254); point it at the emulator.
+    monkeypatch.setattr(MetadataAccessor, "_METADATA_ENDPOINT", live_emulator.url)
+    credential = MetadataAccessor().get_credential()
+    assert all((credential.access, credential.secret, credential.security_token))
+    assert credential.expire_at > time.time()
+    issued = httpx.get(live_emulator.url + "/_emulator/iam").json()["issued"]
+    assert issued == {"metadata": 1}
