@@ -193,6 +193,21 @@ async def test_temporary_keys_are_renewed_before_they_expire_and_the_old_ones_th
     await list_batches(emulator_app, emulator_config, fake_clock, second)
 
 
+@pytest.mark.parametrize("token", ["gQ-someone-elses-token", None])
+async def test_temporary_keys_are_refused_without_their_own_security_token(
+    trusting: Issuer,
+    oidc: OidcCredentials,
+    emulator_app: Starlette,
+    emulator_config: EmulatorConfig,
+    fake_clock: FakeClock,
+    token: str | None,
+) -> None:
+    keys = await oidc.get()
+    stripped = Credentials(keys.access_key, keys.secret_key, token)
+    with pytest.raises(DliAuthError, match="security token does not belong"):
+        await list_batches(emulator_app, emulator_config, fake_clock, stripped)
+
+
 async def test_an_id_token_from_an_untrusted_key_is_refused_with_iams_reason(
     trusting: Issuer, oidc: OidcCredentials, token_file: Path, fake_clock: FakeClock
 ) -> None:
