@@ -507,6 +507,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             DLI_OPERATOR_DLI__BURST=str(args.burst),
             DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=str(args.poll_interval),
             DLI_OPERATOR_METRICS__PORT=str(metrics_port),
+            DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=namespace,
         )
         operator_args = [CLI, "run", "--namespace", namespace, "--standalone", "--liveness", ""]
 

@@ -104,6 +104,11 @@ def crd() -> None:
     show_default=True,
     help="spark: most local[N] threads one job gets.",
 )
+@click.option(
+    "--control-token",
+    envvar="DLI_EMULATOR_CONTROL_TOKEN",
+    help="Bearer token the /_emulator/ control API requires [env DLI_EMULATOR_CONTROL_TOKEN].",
+)
 def emulator(
     host: str,
     port: int,
@@ -121,6 +126,7 @@ def emulator(
     spark_workdir: Path,
     queue_slots: str,
     max_cores: int,
+    control_token: str | None,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
     from dli_operator.emulator.__main__ import build_server, describe
@@ -148,6 +154,7 @@ def emulator(
         run_seconds=run_seconds,
         state_file=state_file,
         spark=spark,
+        control_token=control_token or None,
     )
     click.echo(describe(config))
     build_server(config, log_level="info").run()

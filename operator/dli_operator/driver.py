@@ -67,6 +67,7 @@ WARNING_REASONS = frozenset(
         Reason.SUBMIT_REJECTED,
         Reason.DLI_UNAVAILABLE,
         Reason.CREDENTIALS,
+        Reason.POLICY_DENIED,
         Reason.AUTHENTICATION_FAILED,
         Reason.RATE_LIMITED,
         Reason.UNKNOWN_STATE,
@@ -270,7 +271,7 @@ class Driver:
                     return None if _final(status) else self.interval
                 case _:
                     target = self._target(job, action)
-                    dli = await self.runtime.dli_at(job.metadata.namespace or "", target, job.spec)
+                    dli = await self.runtime.dli_at(job.metadata.namespace or "", target)
                     try:
                         return await self._remote(
                             job, action, dli, announce, deleting=deleting, owned=owned
@@ -282,7 +283,7 @@ class Driver:
             if raise_errors:
                 raise
             job = self._latest(job)
-            new = reconcile.blocked(job.status, Reason.CREDENTIALS, str(exc), self.clock())
+            new = reconcile.blocked(job.status, exc.reason, str(exc), self.clock())
             await self._write(job, new, announce)
             return self.blocked_retry
         except errors.DliError as exc:
@@ -296,7 +297,13 @@ class Driver:
         new_attempt = isinstance(action, reconcile.Submit) and status.submission is None
         if status.target is not None and not new_attempt:
             return status.target
-        return self.runtime.target_for(job.spec)  # a new attempt, or a status from 0.1
+        # A new attempt, or a status stored by 0.1: where the spec says now.
+        target = self.runtime.target_for(job.spec)
+        return DliTarget(
+            endpoint=target.endpoint,
+            project_id=target.project_id,
+            credentials_secret=target.credentials_secret,
+        )
 
     async def _remote(
         self,

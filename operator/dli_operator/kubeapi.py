@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,6 +24,18 @@ GROUP_PATH = "/apis/dli.dev/v1alpha1"
 # request (quadratic), counts the wait against the 30 s timeout, and closes connections beyond
 # its keep-alive limit only to open them again (a TLS handshake each): docs/benchmarks.md.
 MAX_CONCURRENT_REQUESTS = 20
+
+
+CREDENTIALS_TYPE = "dli.dev/credentials"
+"""The Secret type that may hold DLI credentials; any other Secret is never sent (issue 11)."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Secret as the operator sees it: its type, and its values undecoded."""
+
+    type: str
+    data: Mapping[str, bytes] = field(repr=False)
 
 
 class KubeApiError(Exception):
@@ -102,8 +115,12 @@ class KubeApi:
             (body.get("status") or {}).get("phase") == "Terminating"
         )
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The decoded data of a Secret, or None if it does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> Secret | None:
+        """A Secret's type and raw values, or None if it does not exist.
+
+        Values stay bytes: a Secret may hold binary values (a keystore), and only the caller
+        knows which keys it uses and must decode (issue 10, item 10).
+        """
         try:
             body = await self._send("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
         except KubeApiError as exc:
@@ -111,7 +128,14 @@ class KubeApi:
                 return None
             raise
         data: dict[str, str] = body.get("data") or {}
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+        raw = {k: base64.b64decode(v) for k, v in data.items()}
+        return Secret(str(body.get("type") or "Opaque"), raw)
+
+    async def namespace_labels(self, name: str) -> dict[str, str]:
+        """The labels of a namespace (for the default-credentials selector)."""
+        body = await self._send("GET", f"/api/v1/namespaces/{name}")
+        labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
+        return labels
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         """Delete one DliBatchJob, only if it is still the object with ``uid``."""

@@ -76,6 +76,7 @@ class Reason:
     SUBMIT_REJECTED = "SubmitRejected"
     DLI_UNAVAILABLE = "DliUnavailable"
     CREDENTIALS = "CredentialsUnavailable"
+    POLICY_DENIED = "PolicyDenied"
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     RATE_LIMITED = "RateLimited"
     QUEUED = "WaitingForRequestSlot"

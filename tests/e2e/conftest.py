@@ -179,6 +179,8 @@ def operator_env(
         DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
         DLI_OPERATOR_DLI__ACCESS_KEY=ACCESS_KEY,
         DLI_OPERATOR_DLI__SECRET_KEY=SECRET_KEY,
+        # The test's namespace may use the default credentials (docs/security.md).
+        DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=namespace,
     )
     return env
 

@@ -8,6 +8,7 @@ apply again). Applies are idempotent, so the tests share the session's cluster i
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ EMULATOR = {
 }
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
+def render(overlay: str | Path) -> list[dict[str, Any]]:
+    """A named overlay (``OVERLAYS``), or any kustomization directory, rendered."""
+    folder = OVERLAYS[overlay] if isinstance(overlay, str) else overlay
     out = subprocess.run(
-        ["kubectl", "kustomize", str(OVERLAYS[overlay])],
+        ["kubectl", "kustomize", str(folder)],
         capture_output=True,
         text=True,
         check=False,
@@ -130,6 +133,52 @@ def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(ove
     assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
 
 
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_the_operator_may_reach_only_the_api_server_dns_and_https(overlay: str) -> None:
+    policy = find(render(overlay), "NetworkPolicy", "dli-operator")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (5443, "TCP")}
+    assert all("to" not in rule for rule in policy["egress"])
+
+
+def test_the_dev_emulator_is_reachable_only_from_its_namespace_and_guards_its_control_api() -> None:
+    docs = render("dev")
+    ingress = find(docs, "NetworkPolicy", "dli-emulator")["spec"]["ingress"]
+    assert [rule["from"] for rule in ingress] == [[{"podSelector": {}}]]
+    env = {e["name"]: e for e in container(docs, "dli-emulator").get("env", [])}
+    ref = env["DLI_EMULATOR_CONTROL_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert find(docs, "Secret", ref["name"])["data"][ref["key"]]
+
+
+def test_the_workload_identity_component_projects_a_token_the_operator_exchanges(
+    tmp_path: Path,
+) -> None:
+    deploy = Path(os.path.relpath(DEPLOY, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(deploy / "overlays/prod")],
+                "components": [str(deploy / "components/workload-identity")],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    main = container(docs, "dli-operator")
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["DLI_OPERATOR_IDENTITY__SOURCE"] == "oidc"
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    assert env["DLI_OPERATOR_IDENTITY__TOKEN_FILE"] == mounts["dli-token"] + "/token"
+    pod = find(docs, "Deployment", "dli-operator")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "dli-token"]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "dli.dev"
+    assert source["serviceAccountToken"]["path"] == "token"
+
+
 def test_the_dev_overlay_wires_the_operator_to_the_emulator() -> None:
     docs = render("dev")
     main = container(docs, "dli-operator")
@@ -205,7 +254,8 @@ ALLOWED = [
     ("list", "clusterkopfpeerings.kopf.dev"),
     ("watch", "clusterkopfpeerings.kopf.dev"),
     ("patch", "clusterkopfpeerings.kopf.dev/dli-operator"),
-    ("patch", "kopfpeerings.kopf.dev", "-n", "default"),
+    ("patch", "kopfpeerings.kopf.dev/dli-operator", "-n", "default"),
+    ("get", "namespaces/default"),
     # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
     ("get", "secrets", "-n", "default"),
     ("get", "secrets", "-n", "dli-jobs"),
@@ -227,6 +277,7 @@ FORBIDDEN = [
     ("delete", "namespaces"),
     ("create", "namespaces"),
     ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+    ("patch", "kopfpeerings.kopf.dev/someone-else", "-n", "default"),
     ("create", "clusterkopfpeerings.kopf.dev"),
     ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NS),
     ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),

@@ -6,7 +6,7 @@ import httpx
 import kopf
 import pytest
 
-from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.kubeapi import CREDENTIALS_TYPE, KubeApi, KubeApiError, Secret
 
 
 def api(handler, relogin=None) -> KubeApi:
@@ -40,12 +40,16 @@ async def test_without_a_way_to_renew_a_401_is_an_error_with_its_status() -> Non
     assert "Unauthorized" in str(caught.value)
 
 
-async def test_a_missing_secret_reads_as_none_and_a_present_one_is_decoded() -> None:
+async def test_a_missing_secret_reads_as_none_and_a_present_one_keeps_its_type_and_bytes() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/absent"):
             return httpx.Response(404, json={"message": "not found"})
-        return httpx.Response(200, json={"data": {"accessKey": "QUs="}})
+        # One value is binary (a keystore): reading the Secret must not try to decode it.
+        data = {"accessKey": "QUs=", "keystore": "//4A"}
+        return httpx.Response(200, json={"type": CREDENTIALS_TYPE, "data": data})
 
     kube = api(handler)
     assert await kube.read_secret("ns", "absent") is None
-    assert await kube.read_secret("ns", "creds") == {"accessKey": "AK"}
+    assert await kube.read_secret("ns", "creds") == Secret(
+        CREDENTIALS_TYPE, {"accessKey": b"AK", "keystore": b"\xff\xfe\x00"}
+    )

@@ -22,7 +22,8 @@ from urllib.parse import quote
 import httpx
 
 from dli_operator import __version__
-from dli_operator.dli.errors import DliError
+from dli_operator.dli.auth import secret_values
+from dli_operator.dli.errors import DliError, mask_credentials
 from dli_operator.dli.models import (
     BatchCancelResponse,
     BatchJob,
@@ -281,6 +282,7 @@ class DliClient:
             try:
                 result = await self._attempt(operation, method, url, model, body)
             except DliError as err:
+                mask_credentials(err, secret_values(self._http.auth))
                 self._observe(operation, err.outcome, self._monotonic() - attempt_started)
                 elapsed = self._monotonic() - started
                 delay = self._policy.next_delay(

@@ -73,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--spark-workdir", type=Path, default=spark.work_dir)
     parser.add_argument("--queue-slots", default=str(spark.slots))
     parser.add_argument("--max-cores", type=int, default=spark.max_cores)
+    parser.add_argument("--control-token", default=None)
     args = parser.parse_args(argv)
     if args.backend == "spark":
         slots, named = parse_slots(args.queue_slots)
@@ -90,6 +91,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         run_seconds=args.run_seconds,
         state_file=args.state_file,
         spark=spark if args.backend == "spark" else None,
+        control_token=args.control_token,
     )
 
 

@@ -55,6 +55,9 @@ class EmulatorConfig:
     """JSON-lines journal that keeps the jobs across a restart; ``None``: in memory only."""
     owner: str = "emulator"
     """What DLI reports as ``owner``: the submitting IAM user."""
+    control_token: str | None = field(default=None, repr=False)
+    """If set, the ``/_emulator/`` control API answers only ``Authorization: Bearer <token>``."""
+
     spark: SparkConfig | None = None
     """Run every batch for real on a local Spark (the ``spark`` back end); ``None``: scripted."""
 
@@ -71,6 +74,7 @@ class EmulatorConfig:
             "access_key": self.access_key,
             "secret_key": "***",
             "tokens": len(self.tokens),
+            "control_token": "***" if self.control_token else None,
             "queues": ",".join(self.queues),
             "start_seconds": self.start_seconds,
             "run_seconds": self.run_seconds,

@@ -18,6 +18,7 @@ from dli_operator.emulator.clock import Clock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.faults import Faults, Rule
 from dli_operator.emulator.gateway import DropConnection, authenticate, request_id
+from dli_operator.emulator.iam import Identity
 from dli_operator.emulator.journal import Journal
 from dli_operator.emulator.replies import THROTTLED, ApiError, error_response, json_response
 from dli_operator.emulator.sparkstore import SparkStore
@@ -38,6 +39,7 @@ class Emulator:
         backend = SparkStore if config.spark else Store
         self.store: Store = backend(config, clock, journal)
         self.faults = Faults()
+        self.identity = Identity(clock)
         self.calls: Counter[str] = Counter()
         self.outcomes: dict[str, Counter[str]] = {}
         self._release: asyncio.Event | None = None
@@ -46,6 +48,7 @@ class Emulator:
         """Forget jobs, counters and faults; release every hung call."""
         self.store.reset()
         self.faults.clear()
+        self.identity.reset()
         self.calls.clear()
         self.outcomes.clear()
         if self._release is not None:
@@ -95,7 +98,7 @@ class Emulator:
         if rule is not None and (early := await self._apply(rule, request)) is not None:
             return early
         project_id = request.path_params["project_id"]
-        authenticate(request, body, self.config, self.clock(), project_id)
+        authenticate(request, body, self.config, self.clock(), project_id, self.identity)
         response = await handler(request, body)
         rule = self.faults.take(operation, "after")
         if rule is not None and (late := await self._apply(rule, request)) is not None:
