@@ -279,6 +279,9 @@ class Driver:
                     except errors.DliThrottled as exc:
                         dli.limiter.pause(exc.retry_after)  # everyone waits, not just this job
                         raise
+                    except errors.DliAuthError as exc:
+                        self.runtime.reject(dli, _describe(exc)[1])  # no job retries this key
+                        raise
         except ConfigurationError as exc:
             if raise_errors:
                 raise

@@ -12,8 +12,9 @@ stores a secret value.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -39,6 +40,15 @@ from dli_operator.resources.batchjob import DliBatchJobSpec, SecretRef
 from dli_operator.settings import Settings
 
 DEFAULT_SOURCE = "operator-default"
+# DLI's gateway locks an access key after 5 failed signatures in a row (dli-api.md, APIG.0301):
+# once DLI rejected a set of credentials, nobody sends with exactly those again for this long
+# (doubling per rejection, up to the maximum), unless they change first (a fixed Secret).
+REJECTED_BACKOFF_SECONDS = 60.0
+REJECTED_BACKOFF_MAX_SECONDS = 900.0
+# Clients, limiters and caches nobody used for this long are closed and forgotten (issue 10,
+# item 13); a live job uses its own at least every poll, backoff or idle recheck (<= 300 s).
+IDLE_EVICT_SECONDS = 900.0
+EVICT_EVERY_SECONDS = 60.0
 # The keys of a dli.dev/credentials Secret: fixed, so a job names a Secret and nothing more.
 ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN = "accessKey", "secretKey", "securityToken"
 FIXED_KEYS = {"access_key_key": ACCESS_KEY, "secret_key_key": SECRET_KEY,
@@ -56,6 +66,23 @@ class PolicyViolation(ConfigurationError):
     """The admin's policy refuses this target or Secret; the message names the rule."""
 
     reason = Reason.POLICY_DENIED
+
+
+class CredentialsRejected(ConfigurationError):
+    """DLI rejected these exact credentials lately: nothing is sent with them until they change
+    or the backoff passed, so many jobs sharing a bad key never lock it at the gateway."""
+
+    reason = Reason.AUTHENTICATION_FAILED
+
+
+@dataclass
+class Rejection:
+    """DLI's last rejection of one credentials source (its fingerprint, never the values)."""
+
+    fingerprint: str
+    until: float
+    failures: int
+    message: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,9 @@ class Dli:
     client: DliClient
     limiter: RateLimiter
     cache: BatchCache
+    source: str = ""
+    """The credentials source the client signs with (a key of ``Runtime._credentials``)."""
+    used: float = field(default_factory=time.monotonic)
 
 
 class Runtime:
@@ -110,6 +140,8 @@ class Runtime:
         self._credentials: dict[str, Credentials] = {}
         self._secrets: dict[tuple[str, str], tuple[float, Secret | None]] = {}
         self._labels: dict[str, tuple[float, dict[str, str]]] = {}
+        self._rejected: dict[str, Rejection] = {}
+        self._swept = time.monotonic()
         self._trusted = _trusted(settings)
         self._identity = _identity(settings, transport)
         metrics.RATE_LIMIT_WAITING.set_function(
@@ -151,10 +183,58 @@ class Runtime:
         target = Target(recorded.endpoint, recorded.project_id, recorded.credentials_secret)
         await self._enforce(namespace, target)
         source = await self._refresh_credentials(namespace, target.credentials_secret)
+        self._check_rejection(source)
         key = (target, source)
         if key not in self._dli:
             self._dli[key] = self._build(target, source)
-        return self._dli[key]
+        dli = self._dli[key]
+        dli.used = time.monotonic()
+        await self._evict_idle()
+        return dli
+
+    def reject(self, dli: Dli, message: str) -> None:
+        """DLI answered ``dli``'s credentials with an authentication error (``message``)."""
+        fingerprint = _fingerprint(self._credentials[dli.source])
+        last = self._rejected.get(dli.source)
+        failures = last.failures + 1 if last and last.fingerprint == fingerprint else 1
+        backoff = min(REJECTED_BACKOFF_MAX_SECONDS, REJECTED_BACKOFF_SECONDS * 2 ** (failures - 1))
+        self._rejected[dli.source] = Rejection(
+            fingerprint, time.monotonic() + backoff, failures, message
+        )
+
+    def _check_rejection(self, source: str) -> None:
+        rejection = self._rejected.get(source)
+        if rejection is None:
+            return
+        left = rejection.until - time.monotonic()
+        if rejection.fingerprint != _fingerprint(self._credentials[source]) or left <= 0:
+            return  # new credentials (or time to try again): the next call says
+        raise CredentialsRejected(
+            f"DLI rejected these credentials ({rejection.message}); nothing is sent with them "
+            f"for {left:.0f}s more, or until they change"
+        )
+
+    async def _evict_idle(self) -> None:
+        """Close and forget clients, limiters, caches and credentials nobody used lately."""
+        now = time.monotonic()
+        if now - self._swept < EVICT_EVERY_SECONDS:
+            return
+        self._swept = now
+        idle = [k for k, d in self._dli.items() if now - d.used > IDLE_EVICT_SECONDS]
+        for key in idle:
+            if self._dli[key].limiter.waiting:
+                continue  # someone waits for a slot with it: in use
+            await self._dli.pop(key).client.aclose()
+        kept = self._dli.values()
+        sources = {d.source for d in kept}
+        for source in self._credentials.keys() - sources:
+            del self._credentials[source]
+            self._rejected.pop(source, None)
+        limiters = {(t.endpoint, t.project_id) for t, _ in self._dli}
+        for target in self._limiters.keys() - limiters:
+            del self._limiters[target]
+        self._secrets = {k: v for k, v in self._secrets.items() if v[0] > now}
+        self._labels = {k: v for k, v in self._labels.items() if v[0] > now}
 
     def _checked(self, endpoint: str) -> str:
         try:
@@ -296,17 +376,25 @@ class Runtime:
             return [job async for job in pages]
 
         cache = BatchCache(lister, self.settings.reconcile.poll_interval_seconds)
-        return Dli(client, limiter, cache)
+        return Dli(client, limiter, cache, source)
+
+
+def _fingerprint(credentials: Credentials) -> str:
+    """Tells two sets of credentials apart without keeping their values."""
+    raw = "\0".join(
+        (credentials.access_key, credentials.secret_key, credentials.security_token or "")
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _secret_name(ref: SecretRef | None) -> str | None:
     """The Secret a job names; free key names are refused (the keys are fixed by the type)."""
     if ref is None:
         return None
-    for field, fixed in FIXED_KEYS.items():
-        given = getattr(ref, field)
+    for name, fixed in FIXED_KEYS.items():
+        given = getattr(ref, name)
         if given != fixed:
-            spelled = SecretRef.model_fields[field].alias or field
+            spelled = SecretRef.model_fields[name].alias or name
             raise PolicyViolation(
                 f"refused: spec.credentialsSecretRef.{spelled} is {given!r}; key names are fixed "
                 f"({ACCESS_KEY}, {SECRET_KEY}, {SECURITY_TOKEN}) in a {CREDENTIALS_TYPE} Secret, "

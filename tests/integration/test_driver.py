@@ -1162,3 +1162,51 @@ async def test_a_queued_submission_shows_the_queue_in_its_intent_write(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert (await op.calls())["create"] == 1
+
+
+async def test_many_jobs_with_a_wrong_key_never_send_it_again_until_it_changes(
+    op: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    # DLI's gateway locks a key after 5 failed signatures: 5 jobs retrying must not add up.
+    op.kube.secrets["dli"] = {"accessKey": emulator_config.access_key, "secretKey": "wrong"}
+    names = [op.create(f"job-{n}", credentialsSecretRef={"name": "dli"}) for n in range(5)]
+    for _ in range(2):
+        for name in names:
+            await op.step(name)
+    assert len(dli_calls(log)) == 1, "one rejection, then nobody sends with that key"
+    for name in names:
+        submitted = op.condition("Submitted", name)
+        assert submitted["reason"] == "AuthenticationFailed"
+        assert "APIG.0301" in submitted["message"]
+    op.kube.secrets["dli"]["secretKey"] = emulator_config.secret_key
+    for name in names:
+        await op.step(name)
+    assert len(await op.jobs()) == 5, "fixed keys are used at once, without waiting"
+
+
+async def test_clients_limiters_and_credentials_no_job_uses_are_forgotten(
+    op: Harness, monkeypatch: pytest.MonkeyPatch, emulator_config: EmulatorConfig
+) -> None:
+    from dli_operator import runtime as runtime_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: clock[0])
+    op.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+    }
+    op.create("own", credentialsSecretRef={"name": "dli"})
+    op.create("shared")
+    runtime = op.driver.runtime
+    runtime._swept = clock[0]
+    await op.step("own")
+    await op.step("shared")
+    assert len(runtime._dli) == 2
+    clock[0] += runtime_module.IDLE_EVICT_SECONDS / 2
+    await op.step("shared")  # still polled: stays
+    clock[0] += runtime_module.IDLE_EVICT_SECONDS / 2 + runtime_module.EVICT_EVERY_SECONDS
+    await op.step("shared")
+    assert [dli.source for dli in runtime._dli.values()] == [runtime_module.DEFAULT_SOURCE]
+    assert set(runtime._credentials) == {runtime_module.DEFAULT_SOURCE}
+    assert len(runtime._limiters) == 1
+    assert runtime._secrets == {}
