@@ -357,6 +357,7 @@ class Driver:
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
+        metrics.record_transition(job, new, self.clock())
         _announce(job.status, new, announce)
         return job.model_copy(update={"status": new})
 

@@ -59,7 +59,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     memo.driver = Driver(runtime, policy)
     memo.wakeups = {}
-    metrics.start_metrics_server(config.metrics.port)
+    metrics.start_metrics_server(
+        config.metrics.port, namespace_label=config.metrics.namespace_label
+    )
 
 
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:

@@ -67,9 +67,7 @@ class Runtime:
         self._dli: dict[tuple[Target, str], Dli] = {}
         self._credentials: dict[str, Credentials] = {}
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
-        metrics.RATE_LIMIT_WAITING.set_function(
-            lambda: float(sum(limiter.waiting for limiter in self._limiters.values()))
-        )
+        metrics.watch_limiters(self._limiters.values)
 
     async def aclose(self) -> None:
         for dli in self._dli.values():

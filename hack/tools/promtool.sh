@@ -1,0 +1,13 @@
+# promtool, to check and unit-test deploy/monitoring/prometheusrule.yaml (hack/build-tools.sh recipe).
+# The Go module github.com/prometheus/prometheus tags v0.X.Y for Prometheus 3.X.Y; its go.mod has no
+# replace directives, so a scratch module that requires it builds cmd/promtool directly.
+PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-0.316.0}"
+TOOL_TAG="promtool-$PROMETHEUS_MODULE_VERSION"
+TOOL_BINARIES="promtool"
+
+build_tool() {
+  go_build_in_scratch "$WORK/promtool-$PROMETHEUS_MODULE_VERSION" \
+    github.com/prometheus/prometheus "v$PROMETHEUS_MODULE_VERSION" \
+    github.com/prometheus/prometheus/cmd/promtool promtool \
+    "-X github.com/prometheus/common/version.Version=3.${PROMETHEUS_MODULE_VERSION#0.}"
+}
