@@ -254,7 +254,8 @@ def test_describe_shows_status_attempts_conditions_and_events(
     assert "Phase:        Starting" in out
     assert "0a324461-d9d9-45da-a52a-3b3c7a3d809e" in out
     assert "Submitted  True" in out
-    assert "phase Starting" in out and "(x2)" in out
+    assert "phase Starting" in out
+    assert "(x2)" in out
 
 
 def test_rerun_copies_the_spec_and_user_metadata_and_drops_suspend(
