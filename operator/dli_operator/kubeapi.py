@@ -101,6 +101,15 @@ class KubeApi:
             if exc.status not in (404, 409):
                 raise
 
+    async def read_cluster_peering(self, name: str) -> dict[str, Any] | None:
+        """kopf's ClusterKopfPeering object (its status lists the live replicas), or None."""
+        try:
+            return await self._send("GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     # --- what ``kubectl dli`` reads and writes, as the user ----------------------------------
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:

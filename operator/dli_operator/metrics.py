@@ -80,6 +80,10 @@ RETRIES = Counter(
     "Resubmissions of dead attempts (autoRecovery).",
     ["namespace"],
 )
+LEADING = Gauge(
+    "dli_operator_leading",
+    "1 while this replica is the one kopf peering lets work, 0 while it is paused.",
+)
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 
