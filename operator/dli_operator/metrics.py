@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 from dli_operator import __version__
 from dli_operator.ratelimit import RateLimiter
 from dli_operator.resources.batchjob import DliBatchJob
-from dli_operator.resources.status import DliBatchJobStatus
+from dli_operator.resources.status import FINAL_PHASES, DliBatchJobStatus
 
 API_REQUESTS = Counter(
     "dli_operator_api_requests_total",
@@ -75,6 +75,11 @@ SUBMISSION_LATENCY = Histogram(
     ["namespace"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
 )
+STATUS_LAG = Histogram(
+    "dli_operator_status_lag_seconds",
+    "Time from DLI's update_time for a new DLI state to the status showing that state.",
+    buckets=(0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1200),
+)
 RETRIES = Counter(
     "dli_operator_job_retries_total",
     "Resubmissions of dead attempts (autoRecovery).",
@@ -86,6 +91,13 @@ LEADING = Gauge(
 )
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
+
+# Series that exist from the start, at zero, so rates and ratios over them are defined at once.
+for _how in ("posted", "adopted"):
+    SUBMISSIONS.labels(_how)
+for _final in sorted(FINAL_PHASES):
+    JOBS_FINISHED.labels("", _final.value)
+RETRIES.labels("")
 
 _phases: dict[str, str] = {}
 _namespace_label = False
@@ -119,6 +131,8 @@ def record_transition(job: DliBatchJob, new: DliBatchJobStatus, now: datetime) -
         RETRIES.labels(ns).inc(new.retries - old.retries)
     if created and new.batch_id and not old.batch_id and len(new.attempts) == 1:
         SUBMISSION_LATENCY.labels(ns).observe(max(0.0, (now - created).total_seconds()))
+    if new.state != old.state and new.update_time and new.batch_id == old.batch_id:
+        STATUS_LAG.observe(max(0.0, (now - new.update_time).total_seconds()))
     phase = new.phase
     if phase is None or not phase.is_final or old.phase == phase:
         return
