@@ -6,8 +6,11 @@ TOOL_TAG="promtool-$PROMETHEUS_MODULE_VERSION"
 TOOL_BINARIES="promtool"
 
 build_tool() {
+  # Module v0.316.0 is Prometheus 3.16.0: the module's minor is 300 + the release's minor.
+  local rest="${PROMETHEUS_MODULE_VERSION#0.}"
+  local release="3.$(( ${rest%%.*} - 300 )).${rest#*.}"
   go_build_in_scratch "$WORK/promtool-$PROMETHEUS_MODULE_VERSION" \
     github.com/prometheus/prometheus "v$PROMETHEUS_MODULE_VERSION" \
     github.com/prometheus/prometheus/cmd/promtool promtool \
-    "-X github.com/prometheus/common/version.Version=3.${PROMETHEUS_MODULE_VERSION#0.}"
+    "-X github.com/prometheus/common/version.Version=$release"
 }
