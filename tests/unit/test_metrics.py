@@ -104,6 +104,25 @@ def test_a_dead_job_without_auto_recovery_is_failed() -> None:
     assert value("dli_operator_jobs_finished_total", namespace="", phase="Failed") == failed + 1
 
 
+def test_status_lag_is_the_time_from_dlis_update_to_the_stored_state() -> None:
+    count = value("dli_operator_status_lag_seconds_count")
+    total = value("dli_operator_status_lag_seconds_sum")
+    accepted = reconcile.accepted(
+        reconcile.intended(DliBatchJobStatus(), 1, "etl-1", CREATED),
+        remote("starting"),
+        adopted=False,
+        now=CREATED,
+    )
+    running = reconcile.observed(
+        accepted, remote("running", 20), now=CREATED, auto_recovery=False, max_retries=0
+    )
+    # DLI changed the state at +25 s (create +5, update +20); the status shows it at +32.5 s.
+    store(accepted, running, CREATED + timedelta(seconds=32.5))
+    store(running, running, CREATED + timedelta(seconds=60))  # no new state, no new lag
+    assert value("dli_operator_status_lag_seconds_count") == count + 1
+    assert value("dli_operator_status_lag_seconds_sum") == total + 7.5
+
+
 @pytest.mark.usefixtures("namespace_label")
 def test_the_namespace_label_is_filled_only_when_turned_on() -> None:
     lifecycle("success", 1)

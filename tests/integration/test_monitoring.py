@@ -9,6 +9,7 @@ alert; the dashboard's PromQL is checked by wrapping each query in a recording r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,3 +100,56 @@ def test_every_dashboard_query_is_valid_promql(promtool: Path, tmp_path: Path) -
         yaml.safe_dump({"groups": [{"name": "d", "rules": rules}]})
     )
     run(promtool, "check", "rules", "queries.yaml", cwd=tmp_path)
+
+
+# --- the kustomize component ----------------------------------------------------------------
+
+
+def render_with_monitoring(tmp_path: Path) -> list[dict[str, Any]]:
+    """deploy/base plus the monitoring component, as a user's overlay would combine them."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize takes relative paths only.
+                "resources": [os.path.relpath(REPO / "deploy/base", overlay)],
+                "components": [os.path.relpath(MONITORING, overlay)],
+            }
+        )
+    )
+    out = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def test_the_component_adds_scraping_rules_and_dashboard_that_match_the_operator(
+    tmp_path: Path,
+) -> None:
+    docs = render_with_monitoring(tmp_path)
+    by_kind = {d["kind"]: d for d in docs}
+    pod = by_kind["Deployment"]["spec"]["template"]
+    pod_labels = pod["metadata"]["labels"]
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    monitor, service = by_kind["PodMonitor"], by_kind["Service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+    board = by_kind["ConfigMap"]
+    assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(board["data"]["dli-operator.json"])["uid"] == "dli-operator"
+    rules = by_kind["PrometheusRule"]["spec"]
+    assert rules == rule_groups()
+    namespaces = {
+        d["metadata"].get("namespace") for d in (monitor, service, board, by_kind["PrometheusRule"])
+    }
+    assert namespaces == {"dli-operator-system"}
