@@ -62,7 +62,12 @@ def _events(events: Sequence[dict[str, Any]], now: datetime) -> list[list[str]]:
     def stamp(event: dict[str, Any]) -> str:
         return str(event.get("lastTimestamp") or event.get("eventTime") or "")
 
-    newest = sorted(events, key=stamp)[-EVENTS_SHOWN:]
+    def order(event: dict[str, Any]) -> tuple[str, int]:
+        # Timestamps have whole seconds; within one, the resourceVersion keeps the write order.
+        version = str((event.get("metadata") or {}).get("resourceVersion", ""))
+        return stamp(event), int(version) if version.isdigit() else 0
+
+    newest = sorted(events, key=order)[-EVENTS_SHOWN:]
     rows = []
     for event in newest:
         count = event.get("count") or 1
