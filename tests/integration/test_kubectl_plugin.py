@@ -169,6 +169,32 @@ def test_logs_follow_prints_every_line_once_until_the_job_is_final(
     assert cluster.jobs["etl"]["status"]["phase"] == "Succeeded"
 
 
+def test_logs_follow_moves_on_to_the_next_attempt(
+    session: Session, cluster: FakeCluster, emulator_config: EmulatorConfig
+) -> None:
+    first, second = submit(session, emulator_config), submit(session, emulator_config)
+    running_job(cluster, first)
+    mirror = session.sleep
+
+    async def retry_once(seconds: float) -> None:
+        """As the operator would: the first attempt's end is followed by a second attempt."""
+        await mirror(seconds)
+        status = cluster.jobs["etl"]["status"]
+        if status["batchId"] == first and status["phase"] in ("Succeeded", "Failed"):
+            status["attempts"][0]["finishTime"] = "2024-05-01T12:01:00Z"
+            status["attempts"].append({"attempt": 2, "batchId": second})
+            status.update(phase="Starting", batchId=second)
+
+    session.sleep = retry_once
+    result = kubectl_dli(session, "logs", "etl", "-f", "--interval", "1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    marker = lines.index(f"--- attempt 2: DLI batch {second} ---")
+    assert any(first in line for line in lines[:marker])
+    assert any(second in line for line in lines[marker:])
+    assert "Successfully stopped SparkContext" in lines[-3]
+
+
 def test_logs_tail_prints_only_the_last_lines(
     session: Session, cluster: FakeCluster, emulator_config: EmulatorConfig, fake_clock: FakeClock
 ) -> None:
@@ -188,7 +214,11 @@ def test_clear_errors_for_an_unknown_job_no_batch_and_an_unknown_attempt(
     assert 'dlibatchjob "nope" not found in namespace "team"' in missing.output
     cluster.add("etl", SPEC, phase="Pending")
     early = kubectl_dli(session, "logs", "etl")
-    assert "has no DLI batch yet (phase Pending)" in early.output
+    assert "has no DLI batch (phase Pending); try -f" in early.output
+    cluster.add("rejected", SPEC, phase="Failed", reason="SubmitRejected")
+    ended = kubectl_dli(session, "logs", "rejected", "-f")
+    assert ended.exit_code == 1
+    assert "has no DLI batch (phase Failed: SubmitRejected)" in ended.output
     wrong = kubectl_dli(session, "logs", "etl", "--attempt", "3")
     assert "has no attempt 3 (attempts: none yet)" in wrong.output
     assert "Traceback" not in missing.output + early.output + wrong.output

@@ -51,15 +51,14 @@ async def show_logs(session: Session, request: LogRequest, echo: Echo) -> None:
     """Print the log; with ``follow``, keep printing until the job is final."""
     job, _ = await session.job(request.namespace, request.name)
     found = batch_of(job, request.attempt)
-    if found is None and not request.follow:
-        raise PluginError(f"{_name(job)} has no DLI batch yet (phase {_phase(job)}); try -f")
-    client = await session.dli_for(job)
-    async with client:
-        if not request.follow:
-            assert found is not None
-            await _print_from(client, found[1], await _start(client, found[1], request.tail), echo)
-            return
-        await _follow(session, client, request, echo)
+    if request.follow:
+        async with await session.dli_for(job) as client:
+            await _follow(session, client, request, echo)
+        return
+    if found is None:
+        raise _no_batch(job, hint="; try -f")
+    async with await session.dli_for(job) as client:
+        await _print_from(client, found[1], await _start(client, found[1], request.tail), echo)
 
 
 async def _follow(session: Session, client: DliClient, request: LogRequest, echo: Echo) -> None:
@@ -77,9 +76,10 @@ async def _follow(session: Session, client: DliClient, request: LogRequest, echo
             offset = await _print_from(client, current[1], offset, echo)
         # Final, or (for a chosen attempt) finished: the page just read came after that was
         # stored, so it holds the whole log.
-        if job.status.phase is not None and job.status.phase.is_final:
-            return
-        if request.attempt is not None and _finished(job, request.attempt):
+        final = job.status.phase is not None and job.status.phase.is_final
+        if final and current is None:
+            raise _no_batch(job)  # it ended before DLI ever had it (rejected, cancelled)
+        if final or (request.attempt is not None and _finished(job, request.attempt)):
             return
         await session.sleep(request.interval)
 
@@ -105,6 +105,11 @@ async def _print_from(client: DliClient, batch_id: str, offset: int, echo: Echo)
 
 def _finished(job: DliBatchJob, attempt: int) -> bool:
     return any(a.attempt == attempt and a.finish_time for a in job.status.attempts)
+
+
+def _no_batch(job: DliBatchJob, hint: str = "") -> PluginError:
+    why = f": {job.status.reason}" if job.status.reason else ""
+    return PluginError(f"{_name(job)} has no DLI batch (phase {_phase(job)}{why}){hint}")
 
 
 def _name(job: DliBatchJob) -> str:
