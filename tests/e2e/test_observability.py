@@ -79,6 +79,12 @@ def test_every_metric_the_rules_and_dashboard_use_is_exported_live(
     assert used - exported_names(text) == set()
     assert "dli_operator_submission_latency_seconds_count 1.0" in text.replace('{namespace=""}', "")
     assert "dli_operator_leading 1.0" in text
+    # Prometheus's own linter on the live exposition: names, units, suffixes, HELP texts.
+    promtool = controlplane.build_tool("promtool") / "promtool"
+    linted = subprocess.run(
+        [str(promtool), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_kubectl_dli_logs_follows_a_running_job_until_it_is_final(
