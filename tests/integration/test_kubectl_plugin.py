@@ -51,8 +51,12 @@ class FakeCluster(KubeApi):
                 "name": name,
                 "namespace": NS,
                 "uid": UID,
-                "labels": {"app": "etl"},
-                "annotations": {"dli.dev/last-handled-configuration": "{}", "team": "a"},
+                "labels": {"app": "etl", "app.kubernetes.io/instance": "argo-app"},
+                "annotations": {
+                    "dli.dev/last-handled-configuration": "{}",
+                    "argocd.argoproj.io/tracking-id": "argo-app:dli.dev/DliBatchJob:team/etl",
+                    "team": "a",
+                },
             },
             "spec": copy.deepcopy(spec),
             "status": status,
@@ -288,7 +292,7 @@ def test_describe_shows_status_attempts_conditions_and_events(
     assert "(x2)" in out
 
 
-def test_rerun_copies_the_spec_and_user_metadata_and_drops_suspend(
+def test_rerun_copies_the_spec_and_user_metadata_but_not_suspend_or_gitops_ownership(
     session: Session, cluster: FakeCluster
 ) -> None:
     cluster.add("etl", SPEC | {"suspend": True}, phase="Suspended")

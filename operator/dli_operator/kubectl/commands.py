@@ -21,8 +21,19 @@ from dli_operator.kubectl import describe as describing
 from dli_operator.kubectl.access import PluginError, Session
 from dli_operator.kubectl.logs import LogRequest, show_logs
 
-# Kept on a rerun: what the user wrote, not what the operator or kopf stored.
-OWN_ANNOTATION_PREFIXES = ("dli.dev/", "kopf.zalando.org/", "kubectl.kubernetes.io/")
+# Not copied on a rerun: what the operator, kopf or kubectl stored, and GitOps ownership. A rerun
+# is not in Git: carrying Argo CD's tracking label or annotation, or Flux's or Helm's ownership
+# marks, would make them count it as theirs and prune it.
+NOT_COPIED_PREFIXES = (
+    "dli.dev/",
+    "kopf.zalando.org/",
+    "kubectl.kubernetes.io/",
+    "argocd.argoproj.io/",
+    "kustomize.toolkit.fluxcd.io/",
+    "helm.toolkit.fluxcd.io/",
+    "meta.helm.sh/",
+)
+NOT_COPIED = frozenset({"app.kubernetes.io/instance", "app.kubernetes.io/managed-by"})
 RERUN_OF = "dli.dev/rerun-of"
 
 namespace_option = click.option(
@@ -115,14 +126,9 @@ def resume(job: str, namespace: str | None) -> None:
 def rerun_body(body: dict[str, Any], new_name: str | None) -> dict[str, Any]:
     """A new DliBatchJob with ``body``'s spec (not suspended), labels and user annotations."""
     meta = body["metadata"]
-    annotations = {
-        k: v
-        for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith(OWN_ANNOTATION_PREFIXES)
-    }
     new_meta: dict[str, Any] = {
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": annotations | {RERUN_OF: meta["name"]},
+        "labels": _copied(meta.get("labels")),
+        "annotations": _copied(meta.get("annotations")) | {RERUN_OF: meta["name"]},
     }
     new_meta |= {"name": new_name} if new_name else {"generateName": f"{meta['name']}-"}
     spec = copy.deepcopy(body["spec"])
@@ -132,6 +138,14 @@ def rerun_body(body: dict[str, Any], new_name: str | None) -> dict[str, Any]:
         "kind": body["kind"],
         "metadata": new_meta,
         "spec": spec,
+    }
+
+
+def _copied(pairs: dict[str, str] | None) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in (pairs or {}).items()
+        if k not in NOT_COPIED and not k.startswith(NOT_COPIED_PREFIXES)
     }
 
 
