@@ -22,8 +22,8 @@ from dli_operator.kubectl.access import PluginError, Session
 from dli_operator.kubectl.logs import LogRequest, show_logs
 
 # Not copied on a rerun: what the operator, kopf or kubectl stored, and GitOps ownership. A rerun
-# is not in Git: carrying Argo CD's tracking label or annotation, or Flux's or Helm's ownership
-# marks, would make them count it as theirs and prune it.
+# is not in Git: with Argo CD's tracking label or annotation, Argo CD counts it as part of the
+# application and prunes it; Flux's and Helm's marks would claim an object they never applied.
 NOT_COPIED_PREFIXES = (
     "dli.dev/",
     "kopf.zalando.org/",
