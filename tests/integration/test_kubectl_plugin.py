@@ -261,6 +261,21 @@ def test_a_plain_http_endpoint_needs_an_opt_in(
     assert access.ENV_ALLOW_INSECURE in result.output
 
 
+def test_your_own_keys_never_go_to_an_endpoint_the_job_chose(
+    session: Session, cluster: FakeCluster, emulator_config: EmulatorConfig, env: dict[str, str]
+) -> None:
+    batch = submit(session, emulator_config)
+    running_job(cluster, batch, endpoint="https://dli.attacker.example")
+    refused = kubectl_dli(session, "logs", "etl")
+    assert refused.exit_code == 1
+    assert "sends DLI calls to https://dli.attacker.example" in refused.output
+    assert f"set {access.ENV_ENDPOINT}=https://dli.attacker.example if you trust it" in (
+        refused.output
+    )
+    running_job(cluster, batch, endpoint=ENDPOINT)  # the endpoint the user named: allowed
+    assert kubectl_dli(session, "logs", "etl").exit_code == 0
+
+
 def test_describe_shows_status_attempts_conditions_and_events(
     session: Session, cluster: FakeCluster
 ) -> None:

@@ -76,7 +76,9 @@ class Session:
     async def dli_for(self, job: DliBatchJob) -> DliClient:
         """A DLI client for this job's project and endpoint, signed with the resolved keys."""
         namespace = job.metadata.namespace or self.default_namespace
-        credentials = await self._credentials(namespace, job)
+        credentials, yours = await self._credentials(namespace, job)
+        if yours:
+            self._refuse_foreign_endpoint(job)
         project = job.spec.project_id or self.env.get(ENV_PROJECT_ID)
         if not project:
             raise PluginError(
@@ -111,14 +113,30 @@ class Session:
             )
         return endpoint
 
-    async def _credentials(self, namespace: str, job: DliBatchJob) -> Credentials:
+    def _refuse_foreign_endpoint(self, job: DliBatchJob) -> None:
+        """The user's own keys go only where the user sends them, not to a job-chosen host.
+
+        ``spec.endpoint`` is written by whoever wrote the job, and a signed request carries the
+        access key, and a temporary key's security token as is (``X-Security-Token``).
+        """
+        endpoint = job.spec.endpoint
+        if endpoint and endpoint.rstrip("/") != (self.env.get(ENV_ENDPOINT) or "").rstrip("/"):
+            raise PluginError(
+                f"the job sends DLI calls to {endpoint}, and kubectl dli sends your own "
+                f"credentials only to a region's DLI endpoint or to {ENV_ENDPOINT}: set "
+                f"{ENV_ENDPOINT}={endpoint} if you trust it"
+            )
+
+    async def _credentials(self, namespace: str, job: DliBatchJob) -> tuple[Credentials, bool]:
+        """The job's Secret's keys if readable, else the user's own (the flag says which)."""
         ref = job.spec.credentials_secret_ref
         why = "the job uses the operator's default credentials"
         if ref is not None:
             data = await self._readable_secret(namespace, ref.name)
             if data and data.get(ref.access_key_key) and data.get(ref.secret_key_key):
                 token = data.get(ref.security_token_key)
-                return Credentials(data[ref.access_key_key], data[ref.secret_key_key], token)
+                keys = Credentials(data[ref.access_key_key], data[ref.secret_key_key], token)
+                return keys, False
             why = f"you may not read Secret {namespace}/{ref.name}, or it has no keys"
         access_key, secret_key = self.env.get(ENV_ACCESS_KEY), self.env.get(ENV_SECRET_KEY)
         if not (access_key and secret_key):
@@ -126,7 +144,7 @@ class Session:
                 f"no DLI credentials: {why}; set {ENV_ACCESS_KEY} and {ENV_SECRET_KEY} "
                 f"(and {ENV_SECURITY_TOKEN} for temporary credentials)"
             )
-        return Credentials(access_key, secret_key, self.env.get(ENV_SECURITY_TOKEN) or None)
+        return Credentials(access_key, secret_key, self.env.get(ENV_SECURITY_TOKEN) or None), True
 
     async def _readable_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
