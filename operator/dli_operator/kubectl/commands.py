@@ -179,7 +179,7 @@ def _run(command: Callable[[Session], Awaitable[None]]) -> None:
             f"DLI refused: {exc.error_code or exc.status}: {exc.error_msg or exc.message}"
         ) from exc
     except DliError as exc:
-        raise click.ClickException(f"DLI unreachable: {exc.message}") from exc
+        raise click.ClickException(f"DLI call failed: {exc.message}") from exc
     except KubeApiError as exc:
         raise click.ClickException(f"Kubernetes: {exc}") from exc
 
