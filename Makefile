@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-spark dev-down docs bench clean
+.PHONY: test lint unit e2e control-plane promtool cluster cluster-down dev dev-spark dev-down docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,16 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## promtool for the alert tests (tests/integration/test_monitoring.py), built once and cached
+## like the control plane: building it inside a test would outlast pytest's timeout.
+promtool:
+	hack/build-tools.sh promtool >/dev/null
+
 ## Everything CI runs: lint, types, layers, unit, integration and end-to-end tests.
-test: $(VENV)/.installed control-plane lint
+test: $(VENV)/.installed control-plane promtool lint
 	$(BIN)/pytest
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed promtool
 	$(BIN)/pytest tests/unit tests/client tests/integration
 
 e2e: $(VENV)/.installed control-plane

@@ -618,6 +618,7 @@ class Driver:
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
+        metrics.record_transition(job, new, self.clock())
         _announce(job.status, new, announce)
         rv = str(version) if version is not None else None
         return job.model_copy(

@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from dli_operator import metrics, reconcile
+from dli_operator import leadership, metrics, reconcile
 from dli_operator.dli.errors import DliError
 from dli_operator.driver import Announce, Driver
 from dli_operator.kubeapi import KubeApi, KubeApiError
@@ -61,8 +61,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         retry_backoff_max_seconds=config.reconcile.retry_backoff_max_seconds,
     )
     memo.driver = Driver(runtime, policy)
+    memo.leadership = asyncio.create_task(leadership.watch(kube, settings.peering))
     memo.wakeups = {}
-    metrics.start_metrics_server(config.metrics.port)
+    metrics.start_metrics_server(
+        config.metrics.port, namespace_label=config.metrics.namespace_label
+    )
 
 
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
@@ -75,6 +78,7 @@ def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup(id="close")
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.leadership.cancel()
     await memo.driver.runtime.aclose()
 
 

@@ -147,6 +147,53 @@ class KubeApi:
             if exc.status not in (404, 409):
                 raise
 
+    async def read_cluster_peering(self, name: str) -> dict[str, Any] | None:
+        """kopf's ClusterKopfPeering object (its status lists the live replicas), or None."""
+        try:
+            return await self._send("GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # --- what ``kubectl dli`` reads and writes, as the user ----------------------------------
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One DliBatchJob as stored, or None if it does not exist."""
+        try:
+            return await self._send(
+                "GET", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}"
+            )
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a DliBatchJob; return the stored object (its generated name included)."""
+        return await self._send(
+            "POST", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs", json=body
+        )
+
+    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch a DliBatchJob (its operator fields: spec.suspend and the like)."""
+        return await self._send(
+            "PATCH",
+            f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}",
+            json=patch,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def list_events(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about one object, as stored (oldest may have expired)."""
+        body = await self._send(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            params={"fieldSelector": f"involvedObject.uid={uid}"},
+        )
+        items: list[dict[str, Any]] = body.get("items") or []
+        return items
+
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._request(method, url, **kwargs)
         if response.status_code == 401 and self._relogin is not None:

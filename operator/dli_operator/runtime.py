@@ -144,9 +144,7 @@ class Runtime:
         self._swept = time.monotonic()
         self._trusted = _trusted(settings)
         self._identity = _identity(settings, transport)
-        metrics.RATE_LIMIT_WAITING.set_function(
-            lambda: float(sum(limiter.waiting for limiter in self._limiters.values()))
-        )
+        metrics.watch_limiters(self._limiters.values)
 
     async def aclose(self) -> None:
         for dli in self._dli.values():

@@ -150,6 +150,8 @@ class MetricsSettings(BaseModel):
 
     port: int = Field(9090, ge=0, le=65535)
     """Port of the ``/metrics`` endpoint; 0 turns it off."""
+    namespace_label: bool = False
+    """Label job metrics with the job's namespace (one series per namespace and phase)."""
 
 
 class PeeringSettings(BaseModel):

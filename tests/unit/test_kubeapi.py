@@ -53,3 +53,32 @@ async def test_a_missing_secret_reads_as_none_and_a_present_one_keeps_its_type_a
     assert await kube.read_secret("ns", "creds") == Secret(
         CREDENTIALS_TYPE, {"accessKey": b"AK", "keystore": b"\xff\xfe\x00"}
     )
+
+
+async def test_the_plugin_calls_use_the_right_paths_and_patch_type() -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, str(request.url), request.headers.get("content-type", "")))
+        if request.url.path.endswith("/absent"):
+            return httpx.Response(404, json={"message": "not found"})
+        return httpx.Response(200, json={"items": [{"reason": "Running"}]})
+
+    kube = api(handler)
+    assert await kube.read_job("ns", "absent") is None
+    assert await kube.read_cluster_peering("absent") is None
+    assert await kube.list_events("ns", "u-1") == [{"reason": "Running"}]
+    await kube.patch_job("ns", "etl", {"spec": {"suspend": True}})
+    await kube.create_job("ns", {"metadata": {"generateName": "etl-"}})
+    base = "https://k8s.test/apis/dli.dev/v1alpha1/namespaces/ns/dlibatchjobs"
+    assert seen == [
+        ("GET", f"{base}/absent", ""),
+        ("GET", "https://k8s.test/apis/kopf.dev/v1/clusterkopfpeerings/absent", ""),
+        (
+            "GET",
+            "https://k8s.test/api/v1/namespaces/ns/events?fieldSelector=involvedObject.uid%3Du-1",
+            "",
+        ),
+        ("PATCH", f"{base}/etl", "application/merge-patch+json"),
+        ("POST", base, "application/json"),
+    ]

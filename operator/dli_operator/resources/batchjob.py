@@ -316,6 +316,7 @@ class ObjectMeta(BaseModel):
     generation: int | None = None
     resource_version: str | None = None
     deletion_timestamp: AwareDatetime | None = None
+    creation_timestamp: AwareDatetime | None = None
 
 
 class DliBatchJob(CamelModel):
