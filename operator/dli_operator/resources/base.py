@@ -42,3 +42,18 @@ def matches(field: str, pattern: str, message: str) -> dict[str, Any]:
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
 PackagePath = Annotated[str, StringConstraints(min_length=1, max_length=PATH_MAX)]
 Text = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
+def merge_patch(new: BaseModel, old: BaseModel | None) -> dict[str, Any]:
+    """``new`` as a merge patch: camelCase, JSON types, no nulls.
+
+    With ``old`` (the stored value) only changed keys are kept and a cleared key becomes
+    ``None``, which a merge patch turns into a deletion; ``{}`` means nothing to write.
+    """
+    current = new.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if old is None:
+        return current
+    before = old.model_dump(by_alias=True, exclude_none=True, mode="json")
+    patch: dict[str, Any] = {k: v for k, v in current.items() if before.get(k) != v}
+    patch.update({k: None for k in before.keys() - current.keys()})
+    return patch
