@@ -69,10 +69,10 @@ class KubeApi:
         await self._client.aclose()
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any]
+        self, namespace: str, name: str, status: dict[str, Any], plural: str = "dlibatchjobs"
     ) -> dict[str, Any]:
         """Merge-patch ``status`` through the status subresource; return the stored object."""
-        url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}/status"
+        url = f"{GROUP_PATH}/namespaces/{namespace}/{plural}/{name}/status"
         return await self._send(
             "PATCH",
             url,
@@ -100,6 +100,33 @@ class KubeApi:
         except KubeApiError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    # --- ScheduledDliBatchJobs and their children ------------------------------------------
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of this group, or None if it does not exist."""
+        try:
+            return await self._send("GET", f"{GROUP_PATH}/namespaces/{namespace}/{plural}/{name}")
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The DliBatchJobs of a namespace that match a label selector."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs"
+        body = await self._send("GET", url, params={"labelSelector": selector})
+        return list(body.get("items") or [])
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a DliBatchJob; False if one of that name exists already (AlreadyExists)."""
+        try:
+            await self._send("POST", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs", json=body)
+        except KubeApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._request(method, url, **kwargs)

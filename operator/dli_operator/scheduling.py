@@ -268,3 +268,43 @@ def _conditions(
 def _next_text(status: ScheduledDliBatchJobStatus) -> str:
     upcoming = status.next_schedule_time
     return f"next run at {upcoming.isoformat()}" if upcoming else "scheduled"
+
+
+def child_manifest(schedule: ScheduledDliBatchJob, scheduled: datetime) -> dict[str, Any]:
+    """The DliBatchJob for one scheduled time: the template, labelled and owned by the schedule.
+
+    The ownerReference makes Argo CD show the child under its schedule (and never prune it) and
+    makes deleting the schedule delete its children, whose finalizers cancel their DLI jobs.
+    """
+    meta, template = schedule.metadata, schedule.spec.job_template
+    extra = template.metadata
+    labels = {**((extra and extra.labels) or {}), SCHEDULE_LABEL: meta.name}
+    annotations = {
+        **((extra and extra.annotations) or {}),
+        SCHEDULED_TIME_ANNOTATION: scheduled.isoformat(),
+    }
+    owner = {
+        "apiVersion": schedule.api_version,
+        "kind": schedule.kind,
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {
+        "apiVersion": "dli.dev/v1alpha1",
+        "kind": "DliBatchJob",
+        "metadata": {
+            "name": child_name(meta.name, scheduled),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner],
+        },
+        "spec": template.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+
+
+def owned_by(body: Mapping[str, Any], uid: str) -> bool:
+    """Whether a DliBatchJob is a child of the schedule with ``uid`` (not of a namesake)."""
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)

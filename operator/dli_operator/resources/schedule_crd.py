@@ -20,6 +20,7 @@ PLURAL = "scheduleddlibatchjobs"
 SHORT_NAMES = ["dlischedule", "dlischedules"]
 TEMPLATE_PATH = "spec.jobTemplate.spec"
 COMMAND = f"dli-operator crd {KIND}"
+NAME_MAX = 52
 
 # "Next" is a string: kubectl prints a future time of a date column as <invalid>.
 PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -65,6 +66,14 @@ def root_schema() -> dict[str, Any]:
         "type": "object",
         "description": "Runs a DliBatchJob on a cron schedule (batch/v1 CronJob semantics).",
         "required": ["spec"],
+        # As for a CronJob: the child names add "-<minutes since the epoch>" (8 digits) and the
+        # name is also the value of the children's dli.dev/schedule label (at most 63).
+        "x-kubernetes-validations": [
+            {
+                "rule": f"self.metadata.name.size() <= {NAME_MAX}",
+                "message": f"metadata.name: at most {NAME_MAX} characters for a schedule",
+            }
+        ],
         "properties": {
             "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
             "kind": {"type": "string", "description": KIND},
