@@ -1,7 +1,8 @@
 // kstatus reads Kubernetes objects as JSON on stdin and prints what kstatus
 // (sigs.k8s.io/cli-utils/pkg/kstatus/status) makes of each: the status Flux's
 // `wait: true`, kpt and Config Sync report. One object in, one result out; a
-// JSON array in, an array of results out.
+// JSON array in, an array of results out. Numbers are decoded as Kubernetes
+// decodes them (integers as int64), which kstatus's accessors need.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -33,7 +35,7 @@ func run() error {
 		return err
 	}
 	var many []map[string]interface{}
-	if json.Unmarshal(data, &many) == nil {
+	if utiljson.Unmarshal(data, &many) == nil {
 		results := make([]result, 0, len(many))
 		for _, obj := range many {
 			res, err := compute(obj)
@@ -45,7 +47,7 @@ func run() error {
 		return json.NewEncoder(os.Stdout).Encode(results)
 	}
 	var one map[string]interface{}
-	if err := json.Unmarshal(data, &one); err != nil {
+	if err := utiljson.Unmarshal(data, &one); err != nil {
 		return fmt.Errorf("stdin is neither a JSON object nor an array of objects: %w", err)
 	}
 	res, err := compute(one)
