@@ -121,3 +121,23 @@ def test_schedules_run_once_per_minute_across_a_sigkill_forbid_and_suspend(
     )["status"]
     assert datetime.fromisoformat(status["lastScheduleTime"]) >= boundary
     assert status["nextScheduleTime"]
+
+
+def test_a_git_managed_job_with_a_ttl_gets_a_warning_and_a_condition(
+    kube: Any, namespace: str, operator: Any, jobs: Any
+) -> None:
+    doc = jobs.manifest("synced", {"ttlSecondsAfterFinished": 3600})
+    doc["metadata"]["annotations"] = {
+        "argocd.argoproj.io/tracking-id": f"app:dli.dev/DliBatchJob:{namespace}/synced"
+    }
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+    jobs.wait_phase("synced", "Succeeded", timeout=60)
+    conditions = {c["type"]: c for c in jobs.status("synced")["conditions"]}
+    risk = conditions["GitOpsTtlRisk"]
+    assert (risk["status"], risk["reason"]) == ("True", "TtlUnderGitOps")
+    assert "Argo CD" in risk["message"]
+    assert (conditions["Ready"]["status"], conditions["Stalled"]["status"]) == ("True", "False")
+    events = jobs.wait_events("synced", lambda es: any(e["reason"] == "TtlUnderGitOps" for e in es))
+    warning = next(e for e in events if e["reason"] == "TtlUnderGitOps")
+    assert warning["type"] == "Warning"
+    assert "runs again" in warning["message"]
