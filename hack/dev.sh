@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo behind `make dev` / `make dev-down`: a control plane (or the cluster in $KUBECONFIG),
-# the CRD, the DLI emulator on 127.0.0.1:8099, the operator, and an example job.
+# the CRDs, the DLI emulator on 127.0.0.1:8099, the operator, an example job and a schedule.
 # Running `up` again restarts only what is not running; the emulator keeps its jobs in a state
 # file and the control plane keeps etcd's data, so nothing is lost.
 set -euo pipefail
@@ -34,8 +34,10 @@ cluster_up() {
   else
     "$BIN/dli-operator" cluster up --workdir "$LOCAL/cluster" --kubeconfig "$KCFG"
   fi
-  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml >/dev/null
-  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev --timeout=60s >/dev/null
+  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml \
+    -f crds/scheduleddlibatchjobs.dli.dev.yaml >/dev/null
+  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev \
+    crd/scheduleddlibatchjobs.dli.dev --timeout=60s >/dev/null
 }
 
 emulator_up() {
@@ -77,6 +79,13 @@ example_up() {
   say "sparkpi was not submitted within 60 s; see $LOCAL/operator.log"; return 1
 }
 
+# The example schedule, every minute instead of nightly, so the demo shows its runs at once.
+schedule_up() {
+  sed 's|schedule: "0 2 \* \* \*"|schedule: "* * * * *"|' examples/scheduled-sparkpi.yaml \
+    | kc apply -n default -f - >/dev/null
+  say "example schedule nightly-sparkpi runs every minute:  kubectl --kubeconfig $KCFG get dlischedules"
+}
+
 stop() {
   if alive "$1"; then
     kill "$(cat "$1")"
@@ -87,7 +96,7 @@ stop() {
 }
 
 case "${1:-up}" in
-  up) cluster_up; emulator_up; operator_up; example_up ;;
+  up) cluster_up; emulator_up; operator_up; example_up; schedule_up ;;
   down)
     stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
     "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"
