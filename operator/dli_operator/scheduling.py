@@ -191,6 +191,9 @@ def _schedule(
         return
     if spec.concurrency_policy == ConcurrencyPolicy.REPLACE:
         step.delete.extend(active)
+        for replaced in active:
+            message = f"deleted DliBatchJob {replaced.name}: concurrencyPolicy is Replace"
+            step.events.append(Event("Normal", Reason.REPLACED, message))
     step.create = due
     name = child_name(schedule.metadata.name, due)
     step.events.append(Event("Normal", Reason.CREATED, f"created DliBatchJob {name}"))

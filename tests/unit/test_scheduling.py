@@ -124,6 +124,7 @@ def test_each_concurrency_policy_with_a_run_still_active(
         assert [r.name for r in step.status.active] == [previous.name]
     if policy == "Replace":
         assert [r.name for r in step.status.active] == [child_name("nightly", NOON)]
+        assert reasons(step) == [Reason.REPLACED, Reason.CREATED]
 
 
 def test_forbid_starts_the_waiting_time_once_the_active_run_ends() -> None:
