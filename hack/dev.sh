@@ -65,7 +65,15 @@ operator_up() {
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
 }
 
+# The example schedule, every minute instead of nightly, so the demo shows its runs at once.
+schedule_up() {
+  sed 's|schedule: "0 2 \* \* \*"|schedule: "* * * * *"|' examples/scheduled-sparkpi.yaml \
+    | kc apply -n default -f - >/dev/null
+  say "example schedule nightly-sparkpi runs every minute:  kubectl --kubeconfig $KCFG get dlischedules"
+}
+
 example_up() {
+  schedule_up
   kc apply -n default -f examples/sparkpi.yaml >/dev/null
   for _ in $(seq 1 120); do
     batch=$(kc get dlibatchjob sparkpi -n default -o jsonpath='{.status.batchId}' 2>/dev/null || true)
@@ -79,13 +87,6 @@ example_up() {
   say "sparkpi was not submitted within 60 s; see $LOCAL/operator.log"; return 1
 }
 
-# The example schedule, every minute instead of nightly, so the demo shows its runs at once.
-schedule_up() {
-  sed 's|schedule: "0 2 \* \* \*"|schedule: "* * * * *"|' examples/scheduled-sparkpi.yaml \
-    | kc apply -n default -f - >/dev/null
-  say "example schedule nightly-sparkpi runs every minute:  kubectl --kubeconfig $KCFG get dlischedules"
-}
-
 stop() {
   if alive "$1"; then
     kill "$(cat "$1")"
@@ -96,7 +97,7 @@ stop() {
 }
 
 case "${1:-up}" in
-  up) cluster_up; emulator_up; operator_up; example_up; schedule_up ;;
+  up) cluster_up; emulator_up; operator_up; example_up ;;
   down)
     stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
     "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"

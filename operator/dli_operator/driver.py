@@ -26,9 +26,9 @@ from dli_operator import metrics, reconcile
 from dli_operator.dli import errors, retries
 from dli_operator.dli.models import BatchJob, is_terminal
 from dli_operator.reconcile import Reason
+from dli_operator.resources import gitops, health
 from dli_operator.resources.batchjob import DeletionPolicy, DliBatchJob
-from dli_operator.resources.gitops import job_ttl_risk
-from dli_operator.resources.status import DliBatchJobStatus, Phase, summarize
+from dli_operator.resources.status import DliBatchJobStatus, Phase
 from dli_operator.runtime import ConfigurationError, Dli, Runtime
 from dli_operator.translate import to_request
 
@@ -350,7 +350,7 @@ class Driver:
     ) -> DliBatchJob:
         """Store ``new`` through the status subresource (only what changed) and announce it."""
         new.observed_generation = job.metadata.generation
-        new = summarize(new, self.clock(), gitops_ttl_risk=job_ttl_risk(job))
+        new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
         patch = new.to_patch(since=job.status)
         if not patch:
             return job

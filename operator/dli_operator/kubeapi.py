@@ -69,10 +69,10 @@ class KubeApi:
         await self._client.aclose()
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any], plural: str = "dlibatchjobs"
+        self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch ``status`` through the status subresource; return the stored object."""
-        url = f"{GROUP_PATH}/namespaces/{namespace}/{plural}/{name}/status"
+        url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}/status"
         return await self._send(
             "PATCH",
             url,
@@ -111,6 +111,18 @@ class KubeApi:
             if exc.status == 404:
                 return None
             raise
+
+    async def patch_schedule_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ScheduledDliBatchJob's status through its status subresource."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/scheduleddlibatchjobs/{name}/status"
+        return await self._send(
+            "PATCH",
+            url,
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
 
     async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The DliBatchJobs of a namespace that match a label selector."""

@@ -66,7 +66,7 @@ class Scheduler:
         await self._perform(schedule, step, announce)
         patch = step.status.to_patch(since=schedule.status)
         if patch:
-            await self.kube.patch_status(namespace, name, patch, plural=PLURAL)
+            await self.kube.patch_schedule_status(namespace, name, patch)
         if step.wake_at is None:
             return IDLE_SECONDS
         wait = (step.wake_at - self.clock()).total_seconds() + LATE_MARGIN_SECONDS

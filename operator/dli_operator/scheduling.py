@@ -25,19 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dli_operator.cron import Cron, ScheduleError
+from dli_operator.resources.health import put_condition
 from dli_operator.resources.schedule import (
     ConcurrencyPolicy,
     JobReference,
     ScheduledDliBatchJob,
     ScheduledDliBatchJobStatus,
 )
-from dli_operator.resources.status import (
-    FINAL_PHASES,
-    Condition,
-    ConditionType,
-    Phase,
-    put_condition,
-)
+from dli_operator.resources.status import FINAL_PHASES, Condition, ConditionType, Phase
 
 SCHEDULE_LABEL = "dli.dev/schedule"
 SCHEDULED_TIME_ANNOTATION = "dli.dev/scheduled-time"

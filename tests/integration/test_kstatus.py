@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from dli_operator import controlplane, scheduling
+from dli_operator.resources.health import summarize
 from dli_operator.resources.schedule import ScheduledDliBatchJob
-from dli_operator.resources.status import DliBatchJobStatus, Phase, summarize
+from dli_operator.resources.status import DliBatchJobStatus, Phase
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 STATUSES = Path(__file__).resolve().parents[1] / "data" / "statuses"

@@ -93,5 +93,5 @@ async def test_a_schedule_status_goes_to_its_own_status_subresource() -> None:
         paths.append(request.url.path)
         return httpx.Response(200, json={})
 
-    await api(handler).patch_status("ns", "nightly", {}, plural="scheduleddlibatchjobs")
+    await api(handler).patch_schedule_status("ns", "nightly", {})
     assert paths == ["/apis/dli.dev/v1alpha1/namespaces/ns/scheduleddlibatchjobs/nightly/status"]

@@ -17,12 +17,13 @@ from dli_operator.resources import schedule_crd
 from dli_operator.resources.batchjob import DliBatchJobSpec
 from dli_operator.resources.crd import openapi_schema, render_crd
 from dli_operator.resources.gitops import ttl_risk
+from dli_operator.resources.health import summarize
 from dli_operator.resources.schedule import (
     CRON_PATTERN,
     ConcurrencyPolicy,
     ScheduledDliBatchJob,
 )
-from dli_operator.resources.status import DliBatchJobStatus, Phase, summarize
+from dli_operator.resources.status import DliBatchJobStatus, Phase
 from dli_operator.scheduling import SCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION, child_manifest
 
 REPO = Path(__file__).resolve().parents[2]

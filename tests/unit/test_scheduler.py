@@ -40,8 +40,8 @@ class FakeKube:
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         self.calls.append(f"delete {name}")
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any], plural: str):
-        self.calls.append(f"patch {plural}")
+    async def patch_schedule_status(self, namespace: str, name: str, status: dict[str, Any]):
+        self.calls.append("patch scheduleddlibatchjobs")
         self.schedule["status"] = {**self.schedule.get("status", {}), **status}
         return self.schedule
 

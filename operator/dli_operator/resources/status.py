@@ -7,13 +7,12 @@ operator can append freely and a status patch never breaks the CRD's maxItems.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, Field, field_validator
 
-from dli_operator.resources.base import SHORT_TEXT_MAX, TEXT_MAX, CamelModel, Text, merge_patch
+from dli_operator.resources.base import SHORT_TEXT_MAX, TEXT_MAX, CamelModel, Text
 
 # DLI returns "the last 10 records" of the log (dli_02_0124, response `log`).
 LOG_LINES_MAX = 10
@@ -193,80 +192,17 @@ class DliBatchJobStatus(CamelModel):
         return value[-ATTEMPTS_MAX:] if isinstance(value, list) else value
 
     def to_patch(self, since: DliBatchJobStatus | None = None) -> dict[str, Any]:
-        """The status as a merge patch (``base.merge_patch``); ``{}`` means nothing to write.
+        """The status as a merge patch: camelCase, JSON types, no nulls.
 
+        With ``since`` (the stored status) only changed keys are kept and a cleared key becomes
+        ``None``, which a merge patch turns into a deletion; ``{}`` means nothing to write.
         Re-validating first trims lists the operator appended to in place.
         """
-        return merge_patch(type(self).model_validate(self.model_dump()), since)
-
-
-# --- kstatus conditions -------------------------------------------------------------------
-
-# kstatus reads an abnormal-true Reconciling as InProgress and Stalled as Failed, before anything
-# else; then Ready (cli-utils pkg/kstatus/status: checkGenericProperties, checkReadyCondition).
-_IN_PROGRESS = {
-    Phase.PENDING: "waiting to be submitted to DLI",
-    Phase.SUBMITTING: "submitting to DLI",
-    Phase.STARTING: "DLI is starting the job",
-    Phase.RUNNING: "running in DLI",
-    Phase.RECOVERING: "the DLI job died; the operator is resubmitting it",
-}
-
-
-def summarize(
-    status: DliBatchJobStatus, now: datetime, *, gitops_ttl_risk: str | None = None
-) -> DliBatchJobStatus:
-    """The status with kstatus's conditions derived from its phase (and the GitOps TTL warning).
-
-    Running and the other unfinished phases are InProgress (Reconciling), Failed and Cancelled
-    are Failed (Stalled), Succeeded and Suspended are Current (Ready): what the Argo CD and Flux
-    health checks in deploy/ say too.
-    """
-    new = status.model_copy(deep=True)
-    phase = new.phase or Phase.PENDING
-    text = f"{phase.value}: {new.message}" if new.message else phase.value
-    if phase in _IN_PROGRESS:
-        text = f"{phase.value}: {_IN_PROGRESS[phase]}"
-    reason = new.reason if phase in (Phase.FAILED, Phase.CANCELLED) and new.reason else phase
-    conditions = put_condition(
-        new.conditions,
-        ConditionType.READY,
-        phase in (Phase.SUCCEEDED, Phase.SUSPENDED),
-        reason,
-        text,
-        now,
-    )
-    conditions = put_condition(
-        conditions, ConditionType.RECONCILING, phase in _IN_PROGRESS, reason, text, now
-    )
-    stalled = phase in (Phase.FAILED, Phase.CANCELLED)
-    conditions = put_condition(conditions, ConditionType.STALLED, stalled, reason, text, now)
-    if gitops_ttl_risk:
-        conditions = put_condition(
-            conditions, ConditionType.GITOPS_TTL_RISK, True, "TtlUnderGitOps", gitops_ttl_risk, now
-        )
-    else:
-        conditions = [c for c in conditions if c.type != ConditionType.GITOPS_TTL_RISK]
-    new.conditions = conditions
-    return new
-
-
-def put_condition(
-    conditions: list[Condition],
-    kind: ConditionType,
-    value: bool,
-    reason: str,
-    message: str,
-    now: datetime,
-) -> list[Condition]:
-    """The conditions with ``kind`` set; its lastTransitionTime moves only when its status flips."""
-    wanted = ConditionStatus.TRUE if value else ConditionStatus.FALSE
-    old = next((c for c in conditions if c.type == kind), None)
-    since = old.last_transition_time if old and old.status == wanted else now
-    condition = Condition(
-        type=kind, status=wanted, reason=reason, message=message[:4096], last_transition_time=since
-    )
-    order = list(ConditionType)
-    return sorted(
-        [c for c in conditions if c.type != kind] + [condition], key=lambda c: order.index(c.type)
-    )
+        checked = type(self).model_validate(self.model_dump())
+        new = checked.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if since is None:
+            return new
+        old = since.model_dump(by_alias=True, exclude_none=True, mode="json")
+        patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+        patch.update({k: None for k in old.keys() - new.keys()})
+        return patch
