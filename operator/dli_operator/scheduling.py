@@ -107,10 +107,14 @@ def child_from_body(body: Mapping[str, Any]) -> Child | None:
     status = body.get("status") or {}
     phase = status.get("phase")
     finished = status.get("completionTime")
+    try:
+        scheduled = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None  # edited by hand: not a run this schedule can account for
     return Child(
         name=meta["name"],
         uid=meta.get("uid", ""),
-        scheduled=datetime.fromisoformat(stamp),
+        scheduled=scheduled,
         phase=Phase(phase) if phase in {p.value for p in Phase} else None,
         finished=datetime.fromisoformat(finished) if finished else None,
         message=status.get("message") or "",
@@ -141,7 +145,7 @@ def plan(schedule: ScheduledDliBatchJob, children: list[Child], now: datetime) -
 def _schedule(
     step: Step, schedule: ScheduledDliBatchJob, cron: Cron, children: list[Child], now: datetime
 ) -> None:
-    spec = schedule.spec
+    """Decide about the latest due time, if it has no child yet."""
     due = cron.latest_until(now)
     if due is None:
         return
@@ -153,48 +157,41 @@ def _schedule(
     missed = cron.count_between(since, now, MISSED_COUNT_MAX) - 1
     if missed > 0:
         more = "+" if missed + 1 >= MISSED_COUNT_MAX else ""
+        text = f"{missed}{more} scheduled times were missed since {since.isoformat()}; "
         step.events.append(
-            Event(
-                "Warning",
-                Reason.MISSED,
-                f"{missed}{more} scheduled times were missed since {since.isoformat()}; "
-                f"at most the latest, {due.isoformat()}, is started",
-            )
+            Event("Warning", Reason.MISSED, text + f"at most the latest, {due.isoformat()}, runs")
         )
-    deadline = spec.starting_deadline_seconds
+    deadline = schedule.spec.starting_deadline_seconds
     if deadline is not None and now - due > timedelta(seconds=deadline):
+        text = f"the run due at {due.isoformat()} is more than startingDeadlineSeconds="
         step.events.append(
-            Event(
-                "Warning",
-                Reason.TOO_LATE,
-                f"the run due at {due.isoformat()} is more than startingDeadlineSeconds="
-                f"{deadline} late and is not started",
-            )
+            Event("Warning", Reason.TOO_LATE, text + f"{deadline} late and is not started")
         )
         return
-    active = [c for c in children if c.active and c not in step.delete]
-    if active and spec.concurrency_policy == ConcurrencyPolicy.FORBID:
+    _start(step, schedule, due, [c for c in children if c.active and c not in step.delete])
+
+
+def _start(step: Step, schedule: ScheduledDliBatchJob, due: datetime, active: list[Child]) -> None:
+    """Start the run due at ``due`` as ``concurrencyPolicy`` allows, beside ``active`` runs."""
+    policy = schedule.spec.concurrency_policy
+    if active and policy == ConcurrencyPolicy.FORBID:
         names = ", ".join(c.name for c in active)
+        text = f"not starting the run due at {due.isoformat()}: {names} still active and "
         step.events.append(
-            Event(
-                "Normal",
-                Reason.ALREADY_ACTIVE,
-                f"not starting the run due at {due.isoformat()}: {names} still active and "
-                "concurrencyPolicy is Forbid",
-            )
+            Event("Normal", Reason.ALREADY_ACTIVE, text + "concurrencyPolicy is Forbid")
         )
         return
-    if spec.concurrency_policy == ConcurrencyPolicy.REPLACE:
+    if policy == ConcurrencyPolicy.REPLACE:
         step.delete.extend(active)
         for replaced in active:
-            message = f"deleted DliBatchJob {replaced.name}: concurrencyPolicy is Replace"
-            step.events.append(Event("Normal", Reason.REPLACED, message))
-    step.create = due
+            text = f"deleted DliBatchJob {replaced.name}: concurrencyPolicy is Replace"
+            step.events.append(Event("Normal", Reason.REPLACED, text))
     name = child_name(schedule.metadata.name, due)
+    step.create = step.status.last_schedule_time = due
     step.events.append(Event("Normal", Reason.CREATED, f"created DliBatchJob {name}"))
-    step.status.last_schedule_time = due
+    gone = {c.name for c in step.delete}
     step.status.active = [
-        *(r for r in step.status.active if r.name not in {c.name for c in step.delete}),
+        *(r for r in step.status.active if r.name not in gone),
         JobReference(name=name),
     ]
 
