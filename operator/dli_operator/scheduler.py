@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from dli_operator import scheduling
-from dli_operator.kubeapi import KubeApi
+from dli_operator.kubeapi import KubeApi, KubeApiError
 from dli_operator.resources.schedule import ScheduledDliBatchJob
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ Announce = Callable[[str, str, str], None]
 IDLE_SECONDS = 300.0
 # Step just after the scheduled minute begins, never before it.
 LATE_MARGIN_SECONDS = 0.5
+# A child that could not be created is tried again this much later.
+RETRY_SECONDS = 30.0
 # Repeated Events (a run waiting under Forbid) are posted once per process; this many remembered.
 POSTED_MAX = 32
 
@@ -63,7 +65,10 @@ class Scheduler:
         ]
         now = self.clock()
         step = scheduling.plan(schedule, children, now)
-        await self._perform(schedule, step, announce)
+        created = await self._perform(schedule, step, announce)
+        if not created:
+            # The status would claim a run that does not exist: keep it, try again soon.
+            return RETRY_SECONDS
         patch = step.status.to_patch(since=schedule.status)
         if patch:
             await self.kube.patch_schedule_status(namespace, name, patch)
@@ -77,22 +82,48 @@ class Scheduler:
 
     async def _perform(
         self, schedule: ScheduledDliBatchJob, step: scheduling.Step, announce: Announce
-    ) -> None:
+    ) -> bool:
+        """Delete and create children, post the step's Events; False if the child is missing."""
         namespace = schedule.metadata.namespace or ""
         for child in step.delete:
             # A deleted child's finalizer cancels its DLI job (deletionPolicy); no orphan run.
             await self.kube.delete_job(namespace, child.name, child.uid)
-        events = step.events
+        events, created = step.events, True
         if step.create is not None:
-            manifest = scheduling.child_manifest(schedule, step.create)
-            if not await self.kube.create_job(namespace, manifest):
-                # Created before a crash or by another replica: that run is done, not redone.
-                name = manifest["metadata"]["name"]
-                logger.info("DliBatchJob %s/%s exists already", namespace, name)
+            outcome = await self._create(schedule, step.create)
+            if outcome is not None:
                 events = [e for e in events if e.reason != scheduling.Reason.CREATED]
+                created = outcome.type != "Warning"
+                events += [outcome] if not created else []
         seen = self.posted.setdefault(schedule.metadata.uid or "", deque(maxlen=POSTED_MAX))
         for event in events:
             key = (event.reason, event.message)
             if key not in seen:
                 seen.append(key)
                 announce(event.type, event.reason, event.message)
+        return created
+
+    async def _create(
+        self, schedule: ScheduledDliBatchJob, scheduled: datetime
+    ) -> scheduling.Event | None:
+        """Create the child for ``scheduled``: None if created now, else an Event saying why not
+        (Normal: it existed already, a run done before a crash or by another replica)."""
+        namespace, uid = schedule.metadata.namespace or "", schedule.metadata.uid or ""
+        manifest = scheduling.child_manifest(schedule, scheduled)
+        name = manifest["metadata"]["name"]
+        try:
+            if await self.kube.create_job(namespace, manifest):
+                return None
+        except KubeApiError as exc:
+            if not 400 <= exc.status < 500 or exc.status == 429:
+                raise
+            # Refused for good as it stands (RBAC, a policy, a quota): say so on the schedule.
+            return scheduling.Event("Warning", "FailedCreate", f"cannot create {name}: {exc}")
+        existing = await self.kube.get_object("dlibatchjobs", namespace, name)
+        if existing is not None and not scheduling.owned_by(existing, uid):
+            text = f"DliBatchJob {name} exists but is not a run of this schedule; "
+            return scheduling.Event(
+                "Warning", "NameConflict", text + f"the run due at {scheduled.isoformat()} waits"
+            )
+        logger.info("DliBatchJob %s/%s exists already", namespace, name)
+        return scheduling.Event("Normal", "AlreadyCreated", f"{name} exists already")

@@ -10,19 +10,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dli_operator import scheduling
-from dli_operator.scheduler import Scheduler
+from dli_operator.kubeapi import KubeApiError
+from dli_operator.scheduler import RETRY_SECONDS, Scheduler
 
 NOON = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class FakeKube:
-    def __init__(self, schedule: dict[str, Any], exists: bool = False) -> None:
+    """Records calls; ``exists`` is the owner uid of a child already there, ``refuse`` a status."""
+
+    def __init__(
+        self, schedule: dict[str, Any], exists: str | None = None, refuse: int = 0
+    ) -> None:
         self.schedule = schedule
         self.children: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self.exists = exists
+        self.refuse = refuse
 
     async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        if plural == "dlibatchjobs":
+            self.calls.append(f"get {name}")
+            return {"metadata": {"name": name, "ownerReferences": [{"uid": self.exists}]}}
         self.calls.append("get")
         return self.schedule
 
@@ -32,6 +41,8 @@ class FakeKube:
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         self.calls.append(f"create {body['metadata']['name']}")
+        if self.refuse:
+            raise KubeApiError("POST dlibatchjobs: forbidden", self.refuse)
         if self.exists:
             return False
         self.children.append(body)
@@ -87,7 +98,7 @@ async def test_a_due_time_creates_the_child_before_writing_the_status() -> None:
 
 
 async def test_a_child_that_exists_already_is_not_announced_as_created() -> None:
-    kube = FakeKube(body(), exists=True)
+    kube = FakeKube(body(), exists="u-1")
     posted, announce = recorder()
     await Scheduler(kube, clock=lambda: NOON + timedelta(seconds=1)).step("ns", "nightly", announce)  # type: ignore[arg-type]
     assert posted == []
@@ -142,3 +153,25 @@ async def test_children_of_a_namesake_schedule_are_ignored() -> None:
     _, announce = recorder()
     await Scheduler(kube, clock=lambda: NOON + timedelta(seconds=1)).step("ns", "nightly", announce)  # type: ignore[arg-type]
     assert f"create {scheduling.child_name('nightly', NOON)}" in kube.calls
+
+
+async def test_a_namesake_job_in_the_way_is_a_warning_and_the_time_is_not_recorded() -> None:
+    kube = FakeKube(body(), exists="someone-else")
+    posted, announce = recorder()
+    scheduler = Scheduler(kube, clock=lambda: NOON + timedelta(seconds=1))  # type: ignore[arg-type]
+    delay = await scheduler.step("ns", "nightly", announce)
+    assert [p[:2] for p in posted] == [("Warning", "NameConflict")]
+    assert "patch scheduleddlibatchjobs" not in kube.calls
+    assert delay == RETRY_SECONDS
+
+
+async def test_a_refused_create_is_a_failed_create_warning_and_is_tried_again() -> None:
+    kube = FakeKube(body(), refuse=403)
+    posted, announce = recorder()
+    scheduler = Scheduler(kube, clock=lambda: NOON + timedelta(seconds=1))  # type: ignore[arg-type]
+    assert await scheduler.step("ns", "nightly", announce) == RETRY_SECONDS
+    assert await scheduler.step("ns", "nightly", announce) == RETRY_SECONDS
+    assert [p[:2] for p in posted] == [("Warning", "FailedCreate")]  # posted once
+    assert "forbidden" in posted[0][2]
+    assert len([c for c in kube.calls if c.startswith("create")]) == 2
+    assert "patch scheduleddlibatchjobs" not in kube.calls
