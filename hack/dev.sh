@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo behind `make dev` / `make dev-down`: a control plane (or the cluster in $KUBECONFIG),
-# the CRD, the DLI emulator on 127.0.0.1:8099, the operator, and an example job.
+# the CRDs, the DLI emulator on 127.0.0.1:8099, the operator, an example job and a schedule.
 # Running `up` again restarts only what is not running; the emulator keeps its jobs in a state
 # file and the control plane keeps etcd's data, so nothing is lost.
 set -euo pipefail
@@ -48,8 +48,10 @@ cluster_up() {
   else
     "$BIN/dli-operator" cluster up --workdir "$LOCAL/cluster" --kubeconfig "$KCFG"
   fi
-  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml >/dev/null
-  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev --timeout=60s >/dev/null
+  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml \
+    -f crds/scheduleddlibatchjobs.dli.dev.yaml >/dev/null
+  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev \
+    crd/scheduleddlibatchjobs.dli.dev --timeout=60s >/dev/null
 }
 
 emulator_up() {
@@ -81,7 +83,15 @@ operator_up() {
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
 }
 
+# The example schedule, every minute instead of nightly, so the demo shows its runs at once.
+schedule_up() {
+  sed 's|schedule: "0 2 \* \* \*"|schedule: "* * * * *"|' examples/scheduled-sparkpi.yaml \
+    | kc apply -n default -f - >/dev/null
+  say "example schedule nightly-sparkpi runs every minute:  kubectl --kubeconfig $KCFG get dlischedules"
+}
+
 example_up() {
+  schedule_up
   kc apply -n default -f examples/sparkpi.yaml >/dev/null
   for _ in $(seq 1 120); do
     batch=$(kc get dlibatchjob sparkpi -n default -o jsonpath='{.status.batchId}' 2>/dev/null || true)

@@ -45,11 +45,18 @@ def cluster_down(workdir: Path) -> None:
 
 
 @main.command("crd")
-def crd() -> None:
-    """Print the DliBatchJob CRD generated from the models (crds/ holds this output)."""
+@click.argument(
+    "kind", default="DliBatchJob", type=click.Choice(["DliBatchJob", "ScheduledDliBatchJob"])
+)
+def crd(kind: str) -> None:
+    """Print a CRD generated from the models (crds/ holds this output)."""
+    from dli_operator.resources import schedule_crd
     from dli_operator.resources.crd import render_crd
 
-    click.echo(render_crd(), nl=False)
+    if kind == schedule_crd.KIND:
+        click.echo(render_crd(schedule_crd.build_crd(), schedule_crd.COMMAND), nl=False)
+    else:
+        click.echo(render_crd(), nl=False)
 
 
 @main.command()

@@ -38,6 +38,7 @@ from dli_operator.dli import errors, retries
 from dli_operator.dli.models import BatchJob, is_terminal
 from dli_operator.kubeapi import KubeApiError
 from dli_operator.reconcile import Reason
+from dli_operator.resources import gitops, health
 from dli_operator.resources.batchjob import DeletionPolicy, DliBatchJob
 from dli_operator.resources.status import DliBatchJobStatus, DliTarget, Phase, Submission
 from dli_operator.runtime import ConfigurationError, Dli, Runtime
@@ -602,6 +603,7 @@ class Driver:
         resourceVersion precondition); raises Conflict if another process changed it since.
         """
         new.observed_generation = job.metadata.generation
+        new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
         patch = new.to_patch(since=job.status)
         if not patch:
             return job

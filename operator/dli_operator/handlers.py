@@ -8,6 +8,8 @@
   wakes the daemons, which apply the change.
 - ``count`` (every watch event): keeps the jobs-by-phase metric exact.
 - ``expire`` (a daemon per finished job with ``ttlSecondsAfterFinished``): deletes it when due.
+- ``schedule`` (a daemon per ScheduledDliBatchJob): creates its children at their times; see
+  the section at the end.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ from dli_operator import leadership, metrics, reconcile
 from dli_operator.dli.errors import DliError
 from dli_operator.driver import Announce, Driver
 from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.resources.gitops import ttl_risk
 from dli_operator.resources.status import FINAL_PHASES
 from dli_operator.runtime import ConfigurationError, Runtime
+from dli_operator.scheduler import PLURAL as PLURAL_SCHEDULES
+from dli_operator.scheduler import Scheduler
+from dli_operator.scheduling import SCHEDULE_LABEL
 from dli_operator.settings import get_settings
 
 GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
@@ -194,3 +200,63 @@ async def _sleep(memo: kopf.Memo, uid: str, stopped: kopf.DaemonStopped, seconds
     finally:
         woken.cancel()
         halted.cancel()
+
+
+# --- ScheduledDliBatchJob and GitOps help (issue 14) ----------------------------------------
+# One daemon per schedule runs scheduler steps; children (labelled dli.dev/schedule) and spec
+# changes wake it early. Children are ordinary DliBatchJobs, handled by the handlers above.
+
+SCHEDULES = (GROUP, VERSION, PLURAL_SCHEDULES)
+
+
+@kopf.on.startup(id="configure-schedules")
+async def configure_schedules(memo: kopf.Memo, **_: Any) -> None:
+    # After "configure" (startup handlers run in order): reuse its Kubernetes client.
+    memo.scheduler = Scheduler(memo.driver.runtime.kube)
+
+
+@kopf.daemon(*SCHEDULES, id="schedule", cancellation_timeout=5.0)
+async def run_schedule(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    scheduler: Scheduler = memo.scheduler
+    meta = body.meta
+    while not stopped:
+        try:
+            delay = await scheduler.step(meta.namespace or "", meta.name or "", _announcer(body))
+        except KubeApiError as exc:
+            logger.warning("schedule %s/%s: %s", meta.namespace, meta.name, exc)
+            delay = CRASH_BACKOFF_SECONDS
+        except Exception:
+            logger.exception("schedule %s/%s crashed", meta.namespace, meta.name)
+            delay = CRASH_BACKOFF_SECONDS
+        await _sleep(memo, meta.uid or "", stopped, delay)
+    scheduler.forget(meta.uid or "")
+
+
+@kopf.on.field(*SCHEDULES, field="spec", id="reschedule")
+async def reschedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _wake(memo, body.meta.uid)
+
+
+@kopf.on.event(*RESOURCE, id="wake-schedule", labels={SCHEDULE_LABEL: kopf.PRESENT})
+def wake_schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    for owner in body.meta.get("ownerReferences") or []:
+        if owner.get("kind") == "ScheduledDliBatchJob":
+            _wake(memo, owner.get("uid"))
+
+
+@kopf.on.create(*RESOURCE, id="gitops-ttl")
+@kopf.on.field(*RESOURCE, field="spec.ttlSecondsAfterFinished", id="gitops-ttl-change")
+def warn_gitops_ttl(body: kopf.Body, **_: Any) -> None:
+    # The condition comes with the status (resources.status.summarize); this is its Event.
+    risk = ttl_risk(
+        body.meta.labels, body.meta.annotations, body.spec.get("ttlSecondsAfterFinished")
+    )
+    if risk:
+        kopf.event(body, type="Warning", reason="TtlUnderGitOps", message=risk)
+
+
+def _wake(memo: kopf.Memo, uid: str | None) -> None:
+    if uid and (event := memo.wakeups.get(uid)):
+        event.set()

@@ -105,12 +105,9 @@ class KubeApi:
 
     async def namespace_terminating(self, namespace: str) -> bool:
         """Whether ``namespace`` is being deleted (or already gone)."""
-        try:
-            body = await self._send("GET", f"/api/v1/namespaces/{namespace}")
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return True
-            raise
+        body = await self._get_or_none(f"/api/v1/namespaces/{namespace}")
+        if body is None:
+            return True
         return bool((body.get("metadata") or {}).get("deletionTimestamp")) or (
             (body.get("status") or {}).get("phase") == "Terminating"
         )
@@ -121,12 +118,9 @@ class KubeApi:
         Values stay bytes: a Secret may hold binary values (a keystore), and only the caller
         knows which keys it uses and must decode (issue 10, item 10).
         """
-        try:
-            body = await self._send("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        body = await self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if body is None:
+            return None
         data: dict[str, str] = body.get("data") or {}
         raw = {k: base64.b64decode(v) for k, v in data.items()}
         return Secret(str(body.get("type") or "Opaque"), raw)
@@ -149,31 +143,31 @@ class KubeApi:
 
     async def read_cluster_peering(self, name: str) -> dict[str, Any] | None:
         """kopf's ClusterKopfPeering object (its status lists the live replicas), or None."""
+        return await self._get_or_none(f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of this group (a DliBatchJob, a schedule), or None if it does not exist."""
+        return await self._get_or_none(f"{GROUP_PATH}/namespaces/{namespace}/{plural}/{name}")
+
+    async def _get_or_none(self, url: str) -> dict[str, Any] | None:
         try:
-            return await self._send("GET", f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+            return await self._send("GET", url)
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    # --- what ``kubectl dli`` reads and writes, as the user ----------------------------------
-
-    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """One DliBatchJob as stored, or None if it does not exist."""
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a DliBatchJob; the stored object (its generated name included), or None if
+        one of that name exists already (AlreadyExists: a schedule's run was made before)."""
         try:
             return await self._send(
-                "GET", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}"
+                "POST", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs", json=body
             )
         except KubeApiError as exc:
-            if exc.status == 404:
+            if exc.status == 409:
                 return None
             raise
-
-    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a DliBatchJob; return the stored object (its generated name included)."""
-        return await self._send(
-            "POST", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs", json=body
-        )
 
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch a DliBatchJob (its operator fields: spec.suspend and the like)."""
@@ -193,6 +187,26 @@ class KubeApi:
         )
         items: list[dict[str, Any]] = body.get("items") or []
         return items
+
+    # --- ScheduledDliBatchJobs and their children ------------------------------------------
+
+    async def patch_schedule_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ScheduledDliBatchJob's status through its status subresource."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/scheduleddlibatchjobs/{name}/status"
+        return await self._send(
+            "PATCH",
+            url,
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The DliBatchJobs of a namespace that match a label selector."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs"
+        body = await self._send("GET", url, params={"labelSelector": selector})
+        return list(body.get("items") or [])
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._request(method, url, **kwargs)

@@ -65,10 +65,10 @@ class FakeCluster(KubeApi):
         }
         return self.jobs[name]
 
-    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.jobs.get(name))
 
-    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         meta = body["metadata"]
         name = meta.get("name") or meta["generateName"] + "x7k2p"
         stored = copy.deepcopy(body) | {"metadata": meta | {"name": name, "namespace": namespace}}

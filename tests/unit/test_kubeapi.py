@@ -65,7 +65,7 @@ async def test_the_plugin_calls_use_the_right_paths_and_patch_type() -> None:
         return httpx.Response(200, json={"items": [{"reason": "Running"}]})
 
     kube = api(handler)
-    assert await kube.read_job("ns", "absent") is None
+    assert await kube.get_object("dlibatchjobs", "ns", "absent") is None
     assert await kube.read_cluster_peering("absent") is None
     assert await kube.list_events("ns", "u-1") == [{"reason": "Running"}]
     await kube.patch_job("ns", "etl", {"spec": {"suspend": True}})

@@ -65,7 +65,7 @@ class Session:
 
     async def job(self, namespace: str, name: str) -> tuple[DliBatchJob, dict[str, Any]]:
         """The job, parsed and as stored; PluginError if there is none."""
-        body = await self.kube.read_job(namespace, name)
+        body = await self.kube.get_object("dlibatchjobs", namespace, name)
         if body is None:
             raise PluginError(f'dlibatchjob "{name}" not found in namespace "{namespace}"')
         try:

@@ -102,6 +102,8 @@ def rerun(job: str, namespace: str | None, new_name: str | None) -> None:
         ns = _ns(session, namespace)
         _, body = await session.job(ns, job)
         created = await session.kube.create_job(ns, rerun_body(body, new_name))
+        if created is None:
+            raise PluginError(f"a DliBatchJob named {new_name} exists already in {ns}")
         click.echo(created["metadata"]["name"])
 
     _run(run)
