@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean
+.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean lock
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[emulator,test]"
 	touch $@
 
 ## Build (or reuse from ~/.cache/dli-operator) kube-apiserver and etcd from the Go module proxy
@@ -59,3 +59,12 @@ bench: $(VENV)/.installed control-plane
 
 clean: dev-down
 	rm -rf $(LOCAL) $(VENV)
+
+## Pin the image's dependencies with their hashes (requirements/*.lock; the Dockerfile installs
+## only these, with pip --require-hashes). uv keeps existing pins; `make lock UPGRADE=--upgrade`.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock" $(UPGRADE)
+lock: $(VENV)/.installed
+	$(LOCK) pyproject.toml -o requirements/operator.lock
+	$(LOCK) pyproject.toml --extra emulator -o requirements/emulator.lock
+	$(LOCK) requirements/build.in -o requirements/build.lock

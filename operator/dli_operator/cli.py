@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from dli_operator import __version__
+
 
 @click.group()
-@click.version_option(package_name="dli-operator")
+@click.version_option(__version__, prog_name="dli-operator")
 def main() -> None:
     """Run Huawei Cloud DLI Spark batch jobs as Kubernetes DliBatchJob resources."""
 
@@ -76,7 +78,13 @@ def emulator(
     state_file: Path | None,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
-    from dli_operator.emulator.__main__ import build_server, describe
+    try:
+        from dli_operator.emulator.__main__ import build_server, describe
+    except ModuleNotFoundError as exc:
+        # The operator image leaves the emulator's server out (pyproject.toml, extra `emulator`).
+        raise click.ClickException(
+            f"the emulator needs {exc.name}: pip install 'dli-operator[emulator]'"
+        ) from exc
     from dli_operator.emulator.config import EmulatorConfig
 
     config = EmulatorConfig(

@@ -5,9 +5,9 @@ envtest-style (research/kopf-and-apiserver.md part B4): its own CA, a serving ce
 signing keys, loopback only, free ports, logs to files. There is no controller-manager or
 scheduler: namespaces never finish terminating and pods never run, which the tests account for.
 
-The binaries come from ``hack/build-tools.sh control-plane`` (built from the Go module proxy, cached by
-version) or from the folder named by ``DLI_CONTROL_PLANE_BIN``. This module is a development tool;
-the operator never imports it.
+The binaries come from ``hack/build-tools.sh control-plane`` (built from the Go module proxy,
+cached by version) or from the folder named by ``DLI_CONTROL_PLANE_BIN``. This module is a
+development tool; the operator never imports it.
 """
 
 from __future__ import annotations

@@ -62,9 +62,23 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     metrics.start_metrics_server(config.metrics.port)
 
 
+@kopf.on.login(id="login")
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own login for kopf and for KubeApi alike: one set of credentials, one code path.
+
+    kopf would pick ``login_via_client`` whenever the ``kubernetes`` package is importable (it
+    is in the test environment, not in the image); naming the login keeps tests and image alike.
+    """
+    return _login(settings)
+
+
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    # The same credentials kopf itself found (in-cluster ServiceAccount or kubeconfig).
-    info = kopf.login_via_client(logger=logger, settings=settings)
+    # In a pod: the mounted ServiceAccount token, re-read on every call (the kubelet rotates it),
+    # so a 401 relogin picks up the new one. Elsewhere: $KUBECONFIG or ~/.kube/config (tokens,
+    # client certificates; no exec plugins: kopf's minimal kubeconfig reader).
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials found (kubeconfig or in-cluster)")
     return info
