@@ -113,7 +113,14 @@ def emulator(
     help="Liveness endpoint URL; empty to disable.",
 )
 @click.option("--peering", "peering_name", default=None, help="kopf peering object (HA).")
-@click.option("--priority", type=int, default=None, help="Peering priority of this replica.")
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    # The Helm chart's replicas take theirs from their StatefulSet ordinal (downward API).
+    envvar="DLI_OPERATOR_PEERING__PRIORITY",
+    help="Peering priority of this replica (kopf pauses all but the highest).",
+)
 @click.option("--standalone", is_flag=True, help="No peering: the only replica.")
 def run(
     clusterwide: bool,
@@ -143,5 +150,6 @@ def run(
         priority=priority,
         standalone=standalone or None,
         registry=kopf.get_default_registry(),
-        memo=kopf.Memo(),
+        # The served namespaces, for the peering objects the startup creates (handlers.py).
+        memo=kopf.Memo(namespaces=namespaces),
     )

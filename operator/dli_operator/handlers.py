@@ -84,6 +84,43 @@ def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
     return info
 
 
+@kopf.on.startup(id="peering")
+async def ensure_peering(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Create the peering object(s) ``--peering NAME`` names, before kopf starts to use them.
+
+    Shipped as a manifest, the object would share an apply with its CRD, which is not served
+    yet: `kubectl apply -k` and `helm install` fail on a fresh cluster (issue 15). And kopf,
+    finding no object, would run without peering at all, silently.
+    """
+    if settings.peering.standalone or not settings.peering.mandatory:
+        return
+    kube = KubeApi.from_connection(_login(settings))
+    try:
+        for namespace in _peering_namespaces(settings, memo):
+            try:
+                if await kube.ensure_peering(settings.peering.name, namespace):
+                    logger.info("created peering object %s", settings.peering.name)
+            except KubeApiError as exc:
+                if exc.status == 404:  # the peering CRD is in the same install, not served yet
+                    raise kopf.TemporaryError(
+                        f"peering CRD not served yet: {exc}", delay=5
+                    ) from exc
+                raise kopf.PermanentError(f"cannot create the peering object: {exc}") from exc
+    finally:
+        await kube.aclose()
+
+
+def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> list[str | None]:
+    """Where kopf looks for the peering object: cluster-wide, or each served namespace.
+
+    Namespace patterns (``team-*``) cannot be resolved ahead of time: their KopfPeerings are
+    created by whoever creates those namespaces (docs/install.md).
+    """
+    if settings.peering.clusterwide:
+        return [None]
+    return [ns for ns in memo.get("namespaces", ()) if not set(ns) & set("*?[!")]
+
+
 @kopf.on.cleanup(id="close")
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.driver.runtime.aclose()
