@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean lock
+.PHONY: test lint unit e2e control-plane cluster cluster-down dev dev-down docs bench clean lock release
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,8 @@ dev: $(VENV)/.installed control-plane
 dev-down: $(VENV)/.installed
 	hack/dev.sh down
 
-## Regenerate the tables in README.md from the settings and the spec mapping.
+## Regenerate the generated docs and copies: README tables, docs/api.md, the chart's CRDs,
+## version, rules and values table (hack/render_docs.py).
 docs: $(VENV)/.installed
 	$(BIN)/python hack/render_docs.py
 
@@ -68,3 +69,12 @@ lock: $(VENV)/.installed
 	$(LOCK) pyproject.toml -o requirements/operator.lock
 	$(LOCK) pyproject.toml --extra emulator -o requirements/emulator.lock
 	$(LOCK) requirements/build.in -o requirements/build.lock
+
+## Release artifacts in dist/: the wheel, the sdist and the packaged chart, all of the version in
+## operator/dli_operator/__init__.py (docs/releasing.md). Refuses stale generated files.
+release: $(VENV)/.installed
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_generated.py tests/unit/test_packaging.py
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+	"$$(hack/build-tools.sh helm)/helm" package deploy/helm/dli-operator --destination dist
+	ls -l dist
