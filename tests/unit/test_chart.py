@@ -131,6 +131,11 @@ def test_the_full_set_renders_every_option() -> None:
     assert priority["name"] == "DLI_OPERATOR_PEERING__PRIORITY"
     assert "pod-index" in priority["valueFrom"]["fieldRef"]["fieldPath"]
     assert pod["serviceAccountName"] == "dli-operator-sa"
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "ca"]
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp", "/etc/dli-ca"]
+    # Settings and credentials are read at start: a change to either rolls the pods.
+    annotations = workload["spec"]["template"]["metadata"]["annotations"]
+    assert {"checksum/config", "checksum/credentials"} <= set(annotations)
     config = find(docs, "ConfigMap", "dli-config")["data"]
     assert config["DLI_OPERATOR_DLI__ENDPOINT"] == "http://dli-emulator:8099"
     assert config["DLI_OPERATOR_RECONCILE__RETRY_BACKOFF_SECONDS"] == "20"
@@ -141,6 +146,8 @@ def test_the_full_set_renders_every_option() -> None:
     assert patch_rule["resourceNames"] == ["dli-ha"]
     for kind in ("Service", "PodMonitor", "PrometheusRule", "NetworkPolicy", "Secret"):
         assert [d for d in docs if d["kind"] == kind], kind
+    egress = find(docs, "NetworkPolicy")["spec"]["egress"]
+    assert {"port": 8443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
     rules = find(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
     # Prometheus's own templates pass through Helm untouched.
     assert any("{{ $value" in r["annotations"]["summary"] for r in rules)
