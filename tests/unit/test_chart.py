@@ -63,8 +63,9 @@ def test_the_default_install_is_the_base_operator_with_its_crds_and_rbac() -> No
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
         ["CustomResourceDefinition"] * 3
-        + ["ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRole", "ClusterRoleBinding"]
-        + ["Deployment"]
+        + ["ServiceAccount", "ConfigMap", "Deployment"]
+        + ["ClusterRole"] * 3
+        + ["ClusterRoleBinding"] * 2
     )
     crd = find(docs, "CustomResourceDefinition", "dlibatchjobs.dli.dev")
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -98,8 +99,11 @@ def test_the_pod_spec_is_deploy_bases_hardened_one() -> None:
 
 def test_the_chart_grants_exactly_the_rbac_of_deploy_base() -> None:
     docs = render()
-    operator = find(docs, "ClusterRole", "dli-operator")["rules"]
-    assert operator == base("ClusterRole", "dli-operator")["rules"]
+    cluster = find(docs, "ClusterRole", "dli-operator")["rules"]
+    jobs = find(docs, "ClusterRole", "dli-operator-jobs")["rules"]
+    assert cluster + jobs == base("ClusterRole", "dli-operator")["rules"]
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    assert bound == {"dli-operator", "dli-operator-jobs"}
     reader = find(docs, "ClusterRole", "dli-operator-secret-reader")["rules"]
     assert reader == base("ClusterRole", "dli-operator-secret-reader")["rules"]
     assert not [d for d in docs if d["kind"] == "RoleBinding"], "no Secret access by default"
@@ -140,8 +144,18 @@ def test_the_full_set_renders_every_option() -> None:
     assert config["DLI_OPERATOR_DLI__ENDPOINT"] == "http://dli-emulator:8099"
     assert config["DLI_OPERATOR_RECONCILE__RETRY_BACKOFF_SECONDS"] == "20"
     assert config["DLI_OPERATOR_METRICS__PORT"] == "9100"
-    rolebinding = find(docs, "RoleBinding")
-    assert rolebinding["metadata"]["namespace"] == "team-a"
+    # Served namespaces only: the job rules are bound there, not cluster-wide.
+    bindings = {
+        (d["metadata"]["namespace"], d["roleRef"]["name"])
+        for d in docs
+        if d["kind"] == "RoleBinding"
+    }
+    assert bindings == {
+        ("team-a", "dli-jobs"),
+        ("team-b", "dli-jobs"),
+        ("team-a", "dli-secret-reader"),
+    }
+    assert [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == ["dli"]
     patch_rule = find(docs, "ClusterRole", "dli")["rules"][3]
     assert patch_rule["resourceNames"] == ["dli-ha"]
     for kind in ("Service", "PodMonitor", "PrometheusRule", "NetworkPolicy", "Secret"):
