@@ -2,18 +2,28 @@
 
 Every field of every served version: its type, default, validation (OpenAPI and CEL) and
 description, then each kind's condition types, and every condition reason with its docstring.
-A new kind needs nothing here: it is read from crds/ like the first.
+A new kind needs nothing here: it is read from crds/ like the first. The CRDs carry no defaults
+(the operator applies them, so stored objects stay as written); the spec's defaults are read
+from the pydantic model named like the kind in ``dli_operator.resources``, when there is one.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import pkgutil
+import types
+import typing
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+
+import dli_operator.resources
 
 REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "crds"
@@ -65,9 +75,11 @@ def section(crd: dict[str, Any], version: dict[str, Any]) -> str:
         + f"; served: {version['served']}, storage: {version['storage']}.",
         "",
     ]
+    defaults = operator_defaults(names["kind"])
     for part in ("spec", "status"):
         if node := schema.get("properties", {}).get(part):
-            lines += [f"### {names['kind']}.{part}", "", *object_rules(node), *fields_table(node)]
+            table = fields_table(node, defaults if part == "spec" else {})
+            lines += [f"### {names['kind']}.{part}", "", *object_rules(node), *table]
     lines += conditions(names["kind"], schema)
     return "\n".join(lines)
 
@@ -80,10 +92,14 @@ def object_rules(node: dict[str, Any]) -> list[str]:
     return ["Rules across fields:", "", *(f"- {cel(rule)}" for rule in rules), ""]
 
 
-def fields_table(node: dict[str, Any]) -> list[str]:
+def fields_table(node: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     rows = ["| Field | Type | Default | Validation | Description |", "|---|---|---|---|---|"]
     for path, field, required in walk(node):
-        default = f"`{json.dumps(field['default'])}`" if "default" in field else ""
+        default = ""
+        if "default" in field:
+            default = f"`{json.dumps(field['default'])}`"
+        elif path in defaults:
+            default = f"`{json.dumps(defaults[path])}`"
         checks = validation(field, required)
         text = " ".join(field.get("description", "").split()).replace("|", "\\|")
         rows.append(f"| `{path}` | {type_of(field)} | {default} | {checks} | {text} |")
@@ -129,6 +145,48 @@ def validation(field: dict[str, Any], required: bool) -> str:
 def cel(rule: dict[str, Any]) -> str:
     message = rule.get("message") or rule.get("messageExpression", "")
     return f"{message} (CEL `{rule['rule']}`)".replace("|", "\\|")
+
+
+def operator_defaults(kind: str) -> dict[str, Any]:
+    """``{spec path: default}`` from the model of ``kind``'s spec, if the package has one."""
+    package = dli_operator.resources
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        model = getattr(module, kind, None)
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and "spec" in model.model_fields
+        ):
+            spec = _model_in(model.model_fields["spec"].annotation)
+            return dict(_defaults(spec)) if spec else {}
+    return {}
+
+
+def _defaults(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        if not field.is_required() and field.default is not None:
+            yield key, field.default.value if isinstance(field.default, Enum) else field.default
+        if nested := _model_in(field.annotation):
+            many = typing.get_origin(_unoptional(field.annotation)) is list
+            yield from _defaults(nested, f"{key}[]." if many else f"{key}.")
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``X``, ``X | None`` or ``list[X]``, if any."""
+    annotation = _unoptional(annotation)
+    if typing.get_origin(annotation) is list:
+        annotation = typing.get_args(annotation)[0]
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation if is_model else None
+
+
+def _unoptional(annotation: Any) -> Any:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
 
 
 def conditions(kind: str, schema: dict[str, Any]) -> list[str]:
