@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from dli_operator import __version__
+
 
 @click.group()
-@click.version_option(package_name="dli-operator")
+@click.version_option(__version__, prog_name="dli-operator")
 def main() -> None:
     """Run Huawei Cloud DLI Spark batch jobs as Kubernetes DliBatchJob resources."""
 
@@ -136,7 +138,13 @@ def emulator(
     control_token: str | None,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
-    from dli_operator.emulator.__main__ import build_server, describe
+    try:
+        from dli_operator.emulator.__main__ import build_server, describe
+    except ModuleNotFoundError as exc:
+        # The operator image leaves the emulator's server out (pyproject.toml, extra `emulator`).
+        raise click.ClickException(
+            f"the emulator needs {exc.name}: pip install 'dli-operator[emulator]'"
+        ) from exc
     from dli_operator.emulator.config import EmulatorConfig, SparkConfig, parse_slots
     from dli_operator.emulator.processes import SparkUnavailable, preflight
 
@@ -177,7 +185,14 @@ def emulator(
     help="Liveness endpoint URL; empty to disable.",
 )
 @click.option("--peering", "peering_name", default=None, help="kopf peering object (HA).")
-@click.option("--priority", type=int, default=None, help="Peering priority of this replica.")
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    # The Helm chart's replicas take theirs from their StatefulSet ordinal (downward API).
+    envvar="DLI_OPERATOR_PEERING__PRIORITY",
+    help="Peering priority of this replica (kopf pauses all but the highest).",
+)
 @click.option("--standalone", is_flag=True, help="No peering: the only replica.")
 def run(
     clusterwide: bool,
@@ -207,5 +222,6 @@ def run(
         priority=priority,
         standalone=standalone or None,
         registry=kopf.get_default_registry(),
-        memo=kopf.Memo(),
+        # The served namespaces, for the peering objects the startup creates (handlers.py).
+        memo=kopf.Memo(namespaces=namespaces),
     )

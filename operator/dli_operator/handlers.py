@@ -74,12 +74,63 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
 
 
+@kopf.on.login(id="login")
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own login for kopf and for KubeApi alike: one set of credentials, one code path.
+
+    kopf would pick ``login_via_client`` whenever the ``kubernetes`` package is importable (it
+    is in the test environment, not in the image); naming the login keeps tests and image alike.
+    """
+    return _login(settings)
+
+
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    # The same credentials kopf itself found (in-cluster ServiceAccount or kubeconfig).
-    info = kopf.login_via_client(logger=logger, settings=settings)
+    # In a pod: the mounted ServiceAccount token, re-read on every call (the kubelet rotates it),
+    # so a 401 relogin picks up the new one. Elsewhere: $KUBECONFIG or ~/.kube/config (tokens,
+    # client certificates; no exec plugins: kopf's minimal kubeconfig reader).
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials found (kubeconfig or in-cluster)")
     return info
+
+
+@kopf.on.startup(id="peering")
+async def ensure_peering(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Create the peering object(s) ``--peering NAME`` names, before kopf starts to use them.
+
+    Shipped as a manifest, the object would share an apply with its CRD, which is not served
+    yet: `kubectl apply -k` and `helm install` fail on a fresh cluster (issue 15). And kopf,
+    finding no object, would run without peering at all, silently.
+    """
+    if settings.peering.standalone or not settings.peering.mandatory:
+        return
+    kube = KubeApi.from_connection(_login(settings))
+    try:
+        for namespace in _peering_namespaces(settings, memo):
+            try:
+                if await kube.ensure_peering(settings.peering.name, namespace):
+                    logger.info("created peering object %s", settings.peering.name)
+            except KubeApiError as exc:
+                if exc.status == 404:  # the peering CRD is in the same install, not served yet
+                    raise kopf.TemporaryError(
+                        f"peering CRD not served yet: {exc}", delay=5
+                    ) from exc
+                raise kopf.PermanentError(f"cannot create the peering object: {exc}") from exc
+    finally:
+        await kube.aclose()
+
+
+def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> list[str | None]:
+    """Where kopf looks for the peering object: cluster-wide, or each served namespace.
+
+    Namespace patterns (``team-*``) cannot be resolved ahead of time: their KopfPeerings are
+    created by whoever creates those namespaces (docs/install.md).
+    """
+    if settings.peering.clusterwide:
+        return [None]
+    return [ns for ns in memo.get("namespaces", ()) if not set(ns) & set("*?[!")]
 
 
 @kopf.on.cleanup(id="close")

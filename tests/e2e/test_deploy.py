@@ -1,8 +1,9 @@
 """deploy/: every overlay renders, is locked down, applies to the real control plane, and its RBAC
 grants the operator's ServiceAccount what the operator needs and nothing else.
 
-Installs follow docs/install.md to the letter (`kubectl apply --server-side -k`, wait for the CRDs,
-apply again). Applies are idempotent, so the tests share the session's cluster in any order.
+Installs follow docs/install.md to the letter: one `kubectl apply --server-side -k` (the operator
+creates its peering object itself; tests/e2e/test_install_fresh.py proves one apply is enough on an
+empty control plane). Applies are idempotent, so the tests share the session's cluster in any order.
 """
 
 from __future__ import annotations
@@ -62,17 +63,13 @@ def container(docs: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
 
 
 def install(kube: Any, overlay: str) -> None:
-    """docs/install.md: apply, wait for the CRDs to be served, apply again."""
+    """docs/install.md: one apply, then the CRDs are served."""
     apply = ("apply", "--server-side", "--force-conflicts", "-k", str(OVERLAYS[overlay]))
-    first = kube.kubectl(*apply, check=False)
-    if first.returncode != 0:
-        # Only the documented first-run failure is acceptable: a CR whose CRD is not served yet.
-        assert 'no matches for kind "ClusterKopfPeering"' in first.stderr, first.stderr
+    out = kube.kubectl(*apply, check=False)
+    assert out.returncode == 0, out.stderr
     kube.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS)
     )
-    second = kube.kubectl(*apply, check=False)
-    assert second.returncode == 0, second.stderr
 
 
 def can_i(kube: Any, *args: str) -> str:
@@ -90,10 +87,11 @@ def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) 
         ("ClusterRoleBinding", "dli-operator"),
         ("ClusterRole", "dli-operator-secret-reader"),
         ("Deployment", "dli-operator"),
-        ("ClusterKopfPeering", "dli-operator"),
         *(("CustomResourceDefinition", crd) for crd in CRDS),
     ]:
         find(docs, kind, name)
+    # No custom resource rides along with its CRD: one apply must work on a fresh cluster.
+    assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
     for doc in docs:
         if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "ConfigMap", "Secret"}:
             assert doc["metadata"]["namespace"] == SYSTEM_NS, doc["metadata"]
@@ -224,10 +222,6 @@ def test_each_overlay_applies_to_the_control_plane(kube: Any, overlay: str) -> N
     deployment = apps.read_namespaced_deployment("dli-operator", SYSTEM_NS)
     (main,) = deployment.spec.template.spec.containers
     assert main.security_context.read_only_root_filesystem is True
-    peering = client.CustomObjectsApi(kube.api).get_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", "dli-operator"
-    )
-    assert peering["metadata"]["name"] == "dli-operator"
     if overlay == "dev":
         assert apps.read_namespaced_deployment("dli-emulator", SYSTEM_NS)
         service = client.CoreV1Api(kube.api).read_namespaced_service("dli-emulator", SYSTEM_NS)
@@ -262,6 +256,9 @@ ALLOWED = [
     ("list", "clusterkopfpeerings.kopf.dev"),
     ("watch", "clusterkopfpeerings.kopf.dev"),
     ("patch", "clusterkopfpeerings.kopf.dev/dli-operator"),
+    # The operator creates its own peering object at startup (create cannot be narrowed by name).
+    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("create", "kopfpeerings.kopf.dev", "-n", "default"),
     ("patch", "kopfpeerings.kopf.dev/dli-operator", "-n", "default"),
     ("get", "namespaces/default"),
     # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
@@ -287,7 +284,7 @@ FORBIDDEN = [
     ("create", "namespaces"),
     ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
     ("patch", "kopfpeerings.kopf.dev/someone-else", "-n", "default"),
-    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("delete", "clusterkopfpeerings.kopf.dev/dli-operator"),
     ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NS),
     ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
