@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e chaos control-plane cluster cluster-down dev dev-down docs bench clean
+.PHONY: test lint unit e2e chaos control-plane promtool cluster cluster-down dev dev-spark dev-down docs bench clean lock release
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[emulator,test]"
 	touch $@
 
 ## Build (or reuse from ~/.cache/dli-operator) kube-apiserver and etcd from the Go module proxy
@@ -26,11 +26,16 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## promtool for the alert tests (tests/integration/test_monitoring.py), built once and cached
+## like the control plane: building it inside a test would outlast pytest's timeout.
+promtool:
+	hack/build-tools.sh promtool >/dev/null
+
 ## Everything CI runs: lint, types, layers, unit, integration and end-to-end tests.
-test: $(VENV)/.installed control-plane lint
+test: $(VENV)/.installed control-plane promtool lint
 	$(BIN)/pytest
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed promtool
 	$(BIN)/pytest tests/unit tests/client tests/integration
 
 e2e: $(VENV)/.installed control-plane
@@ -52,10 +57,16 @@ cluster-down: $(VENV)/.installed
 dev: $(VENV)/.installed control-plane
 	hack/dev.sh up
 
+## The demo on the emulator's spark back end: examples/pyspark-pi.yaml computes Pi for real
+## (pyspark from the test extras, Java 17+ from the system; docs/emulator.md).
+dev-spark: $(VENV)/.installed control-plane
+	SPARK=1 hack/dev.sh up
+
 dev-down: $(VENV)/.installed
 	hack/dev.sh down
 
-## Regenerate the tables in README.md from the settings and the spec mapping.
+## Regenerate the generated docs and copies: README tables, docs/api.md, the chart's CRDs,
+## version, rules and values table (hack/render_docs.py).
 docs: $(VENV)/.installed
 	$(BIN)/python hack/render_docs.py
 
@@ -65,3 +76,21 @@ bench: $(VENV)/.installed control-plane
 
 clean: dev-down
 	rm -rf $(LOCAL) $(VENV)
+
+## Pin the image's dependencies with their hashes (requirements/*.lock; the Dockerfile installs
+## only these, with pip --require-hashes). uv keeps existing pins; `make lock UPGRADE=--upgrade`.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock" $(UPGRADE)
+lock: $(VENV)/.installed
+	$(LOCK) pyproject.toml -o requirements/operator.lock
+	$(LOCK) pyproject.toml --extra emulator -o requirements/emulator.lock
+	$(LOCK) requirements/build.in -o requirements/build.lock
+
+## Release artifacts in dist/: the wheel, the sdist and the packaged chart, all of the version in
+## operator/dli_operator/__init__.py (docs/releasing.md). Refuses stale generated files.
+release: $(VENV)/.installed
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_generated.py tests/unit/test_packaging.py
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+	"$$(hack/build-tools.sh helm)/helm" package deploy/helm/dli-operator --destination dist
+	ls -l dist

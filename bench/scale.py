@@ -47,6 +47,9 @@ CLI = str(Path(sys.executable).parent / "dli-operator")
 CRD = ROOT / "crds" / "dlibatchjobs.dli.dev.yaml"
 FINAL = {"Succeeded", "Failed", "Cancelled"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+RESULTS = ROOT / "bench" / "results"
+# The timeline's resolution: cumulative submitted and final counts every this many seconds.
+TIMELINE_BUCKET_SECONDS = 10
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -69,6 +72,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir, deleted)")
     p.add_argument("--output", type=Path, help="also write the figures as JSON here")
     p.add_argument("--sample", type=int, default=0, help="status lag from N random jobs (0: all)")
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help=f"only draw PNGs from the recorded runs in {RESULTS.relative_to(ROOT)} (bench extra)",
+    )
     return p.parse_args(argv)
 
 
@@ -507,6 +515,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             DLI_OPERATOR_DLI__BURST=str(args.burst),
             DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=str(args.poll_interval),
             DLI_OPERATOR_METRICS__PORT=str(metrics_port),
+            DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=namespace,
         )
         operator_args = [CLI, "run", "--namespace", namespace, "--standalone", "--liveness", ""]
 
@@ -614,6 +623,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "dli_calls_per_job": round(total_calls / max(args.jobs, 1), 2),
                 "audit": audit(emulator_jobs, items),
                 "status_lag_seconds": status_lag(seen_all, emulator_jobs, args.sample),
+                "timeline": timeline(seen_all, t0),
                 "status_writes_per_job": percentiles(
                     [float(s.status_writes) for s in seen_all.values()]
                 ),
@@ -647,6 +657,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         controlplane.stop(workdir / "cluster")
         if temp is not None:
             temp.cleanup()
+
+
+def timeline(seen: dict[str, Seen], t0: float) -> dict[str, Any]:
+    """Jobs submitted and final so far, every TIMELINE_BUCKET_SECONDS (for the plots)."""
+    submitted = [s.submitted - t0 for s in seen.values() if s.submitted]
+    final = [
+        min(t for p, t in s.phases.items() if p in FINAL) - t0
+        for s in seen.values()
+        if FINAL & s.phases.keys()
+    ]
+    end = max([*submitted, *final, 0.0])
+    edges = [i * TIMELINE_BUCKET_SECONDS for i in range(int(end // TIMELINE_BUCKET_SECONDS) + 2)]
+    return {
+        "bucket_seconds": TIMELINE_BUCKET_SECONDS,
+        "submitted": [sum(1 for t in submitted if t <= edge) for edge in edges],
+        "final": [sum(1 for t in final if t <= edge) for edge in edges],
+    }
 
 
 def log(message: str) -> None:
@@ -698,6 +725,12 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.plot:
+        import plots  # the bench extra's matplotlib; the benchmark itself runs without it
+
+        for path in plots.write_all(RESULTS):
+            print(path.relative_to(ROOT))
+        return 0
     with interruptible():
         try:
             results = run(args)
@@ -707,6 +740,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(results))
     if args.output:
         args.output.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        with contextlib.suppress(ImportError):  # matplotlib comes with the bench extra
+            import plots
+
+            plots.write_all(args.output.parent)
     ok = not results.get("timed_out") and not results["audit"]["duplicates"]
     return 0 if ok else 1
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo behind `make dev` / `make dev-down`: a control plane (or the cluster in $KUBECONFIG),
-# the CRD, the DLI emulator on 127.0.0.1:8099, the operator, and an example job.
+# the CRDs, the DLI emulator on 127.0.0.1:8099, the operator, an example job and a schedule.
 # Running `up` again restarts only what is not running; the emulator keeps its jobs in a state
 # file and the control plane keeps etcd's data, so nothing is lost.
 set -euo pipefail
@@ -14,6 +14,12 @@ EMULATOR_PORT=${DLI_DEV_EMULATOR_PORT:-8099}
 HEALTH_PORT=${DLI_DEV_HEALTH_PORT:-8080}
 METRICS_PORT=${DLI_DEV_METRICS_PORT:-9090}
 PROJECT_ID=0123456789abcdef0123456789abcdef
+# SPARK=1 (`make dev-spark`): the emulator's spark back end runs examples/pyspark-pi.yaml for real.
+BACKEND=scripted EMULATOR_FLAGS=(--state-file "$LOCAL/emulator-state.json")
+if [ -n "${SPARK:-}" ]; then
+  BACKEND=spark EMULATOR_FLAGS=(--backend spark --state-file "$LOCAL/emulator-spark-state.json"
+    --obs-root "$LOCAL/obs" --packages-dir "$LOCAL/packages" --spark-workdir "$LOCAL/spark")
+fi
 mkdir -p "$LOCAL"
 
 say() { printf '[dev] %s\n' "$*"; }
@@ -42,16 +48,20 @@ cluster_up() {
   else
     "$BIN/dli-operator" cluster up --workdir "$LOCAL/cluster" --kubeconfig "$KCFG"
   fi
-  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml >/dev/null
-  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev --timeout=60s >/dev/null
+  kc apply --server-side --force-conflicts -f crds/dlibatchjobs.dli.dev.yaml \
+    -f crds/scheduleddlibatchjobs.dli.dev.yaml >/dev/null
+  kc wait --for=condition=Established crd/dlibatchjobs.dli.dev \
+    crd/scheduleddlibatchjobs.dli.dev --timeout=60s >/dev/null
 }
 
 emulator_up() {
+  [ "$(cat "$LOCAL/emulator.backend" 2>/dev/null || echo scripted)" = "$BACKEND" ] || stop "$LOCAL/emulator.pid"
   if alive "$LOCAL/emulator.pid"; then say "emulator already running"; return; fi
   nohup "$BIN/dli-operator" emulator --host 127.0.0.1 --port "$EMULATOR_PORT" \
-    --project-id "$PROJECT_ID" --state-file "$LOCAL/emulator-state.json" \
+    --project-id "$PROJECT_ID" "${EMULATOR_FLAGS[@]}" \
     >> "$LOCAL/emulator.log" 2>&1 &
   echo $! > "$LOCAL/emulator.pid"
+  echo "$BACKEND" > "$LOCAL/emulator.backend"
   wait_for_port "$EMULATOR_PORT"
   say "emulator on http://127.0.0.1:$EMULATOR_PORT (control API: /_emulator/jobs)"
 }
@@ -66,13 +76,22 @@ operator_up() {
   DLI_OPERATOR_DLI__SECRET_KEY=EMULATORSK \
   DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=2 \
   DLI_OPERATOR_METRICS__PORT="$METRICS_PORT" \
+  DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=default \
   nohup "$BIN/dli-operator" run --all-namespaces --standalone \
     --liveness "http://127.0.0.1:$HEALTH_PORT/healthz" >> "$LOCAL/operator.log" 2>&1 &
   echo $! > "$LOCAL/operator.pid"
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
 }
 
+# The example schedule, every minute instead of nightly, so the demo shows its runs at once.
+schedule_up() {
+  sed 's|schedule: "0 2 \* \* \*"|schedule: "* * * * *"|' examples/scheduled-sparkpi.yaml \
+    | kc apply -n default -f - >/dev/null
+  say "example schedule nightly-sparkpi runs every minute:  kubectl --kubeconfig $KCFG get dlischedules"
+}
+
 example_up() {
+  schedule_up
   kc apply -n default -f examples/sparkpi.yaml >/dev/null
   for _ in $(seq 1 120); do
     batch=$(kc get dlibatchjob sparkpi -n default -o jsonpath='{.status.batchId}' 2>/dev/null || true)
@@ -86,6 +105,24 @@ example_up() {
   say "sparkpi was not submitted within 60 s; see $LOCAL/operator.log"; return 1
 }
 
+spark_example_up() {
+  mkdir -p "$LOCAL/obs/dli-demo/jobs"
+  cp examples/pyspark_pi.py "$LOCAL/obs/dli-demo/jobs/pyspark_pi.py"  # obs://dli-demo/jobs/...
+  kc apply -n default -f examples/pyspark-pi.yaml >/dev/null
+  say "pyspark-pi submitted: Spark computes Pi on this machine (a minute or so)"
+  for _ in $(seq 1 300); do
+    phase=$(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    case "$phase" in
+      Succeeded) say "status.log: $(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.log[-1:]}')"
+                 batch=$(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.batchId}')
+                 say "whole driver log: $LOCAL/spark/$batch/driver.log"; return 0 ;;
+      Failed) say "pyspark-pi failed: $(kc get dlibatchjob pyspark-pi -n default -o jsonpath='{.status.message}')"; return 1 ;;
+    esac
+    sleep 1
+  done
+  say "pyspark-pi did not finish within 300 s; see $LOCAL/emulator.log"; return 1
+}
+
 stop() {
   if alive "$1"; then
     kill "$(cat "$1")"
@@ -96,7 +133,7 @@ stop() {
 }
 
 case "${1:-up}" in
-  up) cluster_up; emulator_up; operator_up; example_up ;;
+  up) cluster_up; emulator_up; operator_up; if [ -n "${SPARK:-}" ]; then spark_example_up; else example_up; fi ;;
   down)
     stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
     "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"

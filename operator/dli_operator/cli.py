@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from dli_operator import __version__
+
 
 @click.group()
-@click.version_option(package_name="dli-operator")
+@click.version_option(__version__, prog_name="dli-operator")
 def main() -> None:
     """Run Huawei Cloud DLI Spark batch jobs as Kubernetes DliBatchJob resources."""
 
@@ -45,11 +47,18 @@ def cluster_down(workdir: Path) -> None:
 
 
 @main.command("crd")
-def crd() -> None:
-    """Print the DliBatchJob CRD generated from the models (crds/ holds this output)."""
+@click.argument(
+    "kind", default="DliBatchJob", type=click.Choice(["DliBatchJob", "ScheduledDliBatchJob"])
+)
+def crd(kind: str) -> None:
+    """Print a CRD generated from the models (crds/ holds this output)."""
+    from dli_operator.resources import schedule_crd
     from dli_operator.resources.crd import render_crd
 
-    click.echo(render_crd(), nl=False)
+    if kind == schedule_crd.KIND:
+        click.echo(render_crd(schedule_crd.build_crd(), schedule_crd.COMMAND), nl=False)
+    else:
+        click.echo(render_crd(), nl=False)
 
 
 @main.command()
@@ -63,6 +72,52 @@ def crd() -> None:
 @click.option("--start-seconds", type=float, default=1.0, show_default=True)
 @click.option("--run-seconds", type=float, default=5.0, show_default=True)
 @click.option("--state-file", type=click.Path(path_type=Path), help="Keep jobs across restarts.")
+@click.option(
+    "--backend",
+    type=click.Choice(["scripted", "spark"]),
+    default="scripted",
+    show_default=True,
+    help="scripted: the state machine; spark: run each batch on a local Spark (pyspark, Java 17+).",
+)
+@click.option(
+    "--obs-root",
+    type=click.Path(path_type=Path),
+    default=Path(".local/obs"),
+    show_default=True,
+    help="spark: obs://bucket/key is OBS_ROOT/bucket/key.",
+)
+@click.option(
+    "--packages-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".local/packages"),
+    show_default=True,
+    help="spark: where DLI package names (no scheme) are.",
+)
+@click.option(
+    "--spark-workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".local/spark"),
+    show_default=True,
+    help="spark: one folder per batch (driver log, event log).",
+)
+@click.option(
+    "--queue-slots",
+    default="1",
+    show_default=True,
+    help="spark: jobs running at once per queue: N, or QUEUE=N,... (others wait).",
+)
+@click.option(
+    "--max-cores",
+    type=int,
+    default=1,
+    show_default=True,
+    help="spark: most local[N] threads one job gets.",
+)
+@click.option(
+    "--control-token",
+    envvar="DLI_EMULATOR_CONTROL_TOKEN",
+    help="Bearer token the /_emulator/ control API requires [env DLI_EMULATOR_CONTROL_TOKEN].",
+)
 def emulator(
     host: str,
     port: int,
@@ -74,10 +129,33 @@ def emulator(
     start_seconds: float,
     run_seconds: float,
     state_file: Path | None,
+    backend: str,
+    obs_root: Path,
+    packages_dir: Path,
+    spark_workdir: Path,
+    queue_slots: str,
+    max_cores: int,
+    control_token: str | None,
 ) -> None:
     """Serve a local stand-in for the DLI batch API (see docs/emulator.md)."""
-    from dli_operator.emulator.__main__ import build_server, describe
-    from dli_operator.emulator.config import EmulatorConfig
+    try:
+        from dli_operator.emulator.__main__ import build_server, describe
+    except ModuleNotFoundError as exc:
+        # The operator image leaves the emulator's server out (pyproject.toml, extra `emulator`).
+        raise click.ClickException(
+            f"the emulator needs {exc.name}: pip install 'dli-operator[emulator]'"
+        ) from exc
+    from dli_operator.emulator.config import EmulatorConfig, SparkConfig, parse_slots
+    from dli_operator.emulator.processes import SparkUnavailable, preflight
+
+    spark = None
+    if backend == "spark":
+        try:
+            preflight()
+            slots, named = parse_slots(queue_slots)
+        except (SparkUnavailable, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+        spark = SparkConfig(obs_root, packages_dir, spark_workdir, slots, named, max_cores)
 
     config = EmulatorConfig(
         host=host,
@@ -90,6 +168,8 @@ def emulator(
         start_seconds=start_seconds,
         run_seconds=run_seconds,
         state_file=state_file,
+        spark=spark,
+        control_token=control_token or None,
     )
     click.echo(describe(config))
     build_server(config, log_level="info").run()
@@ -105,7 +185,14 @@ def emulator(
     help="Liveness endpoint URL; empty to disable.",
 )
 @click.option("--peering", "peering_name", default=None, help="kopf peering object (HA).")
-@click.option("--priority", type=int, default=None, help="Peering priority of this replica.")
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    # The Helm chart's replicas take theirs from their StatefulSet ordinal (downward API).
+    envvar="DLI_OPERATOR_PEERING__PRIORITY",
+    help="Peering priority of this replica (kopf pauses all but the highest).",
+)
 @click.option("--standalone", is_flag=True, help="No peering: the only replica.")
 def run(
     clusterwide: bool,
@@ -135,5 +222,6 @@ def run(
         priority=priority,
         standalone=standalone or None,
         registry=kopf.get_default_registry(),
-        memo=kopf.Memo(),
+        # The served namespaces, for the peering objects the startup creates (handlers.py).
+        memo=kopf.Memo(namespaces=namespaces),
     )

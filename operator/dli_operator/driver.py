@@ -38,6 +38,7 @@ from dli_operator.dli import errors, retries
 from dli_operator.dli.models import BatchJob, is_terminal
 from dli_operator.kubeapi import KubeApiError
 from dli_operator.reconcile import Reason
+from dli_operator.resources import gitops, health
 from dli_operator.resources.batchjob import DeletionPolicy, DliBatchJob
 from dli_operator.resources.status import DliBatchJobStatus, DliTarget, Phase, Submission
 from dli_operator.runtime import ConfigurationError, Dli, Runtime
@@ -67,6 +68,7 @@ WARNING_REASONS = frozenset(
         Reason.SUBMIT_REJECTED,
         Reason.DLI_UNAVAILABLE,
         Reason.CREDENTIALS,
+        Reason.POLICY_DENIED,
         Reason.AUTHENTICATION_FAILED,
         Reason.RATE_LIMITED,
         Reason.UNKNOWN_STATE,
@@ -270,7 +272,7 @@ class Driver:
                     return None if _final(status) else self.interval
                 case _:
                     target = self._target(job, action)
-                    dli = await self.runtime.dli_at(job.metadata.namespace or "", target, job.spec)
+                    dli = await self.runtime.dli_at(job.metadata.namespace or "", target)
                     try:
                         return await self._remote(
                             job, action, dli, announce, deleting=deleting, owned=owned
@@ -278,11 +280,14 @@ class Driver:
                     except errors.DliThrottled as exc:
                         dli.limiter.pause(exc.retry_after)  # everyone waits, not just this job
                         raise
+                    except errors.DliAuthError as exc:
+                        self.runtime.reject(dli, _describe(exc)[1])  # no job retries this key
+                        raise
         except ConfigurationError as exc:
             if raise_errors:
                 raise
             job = self._latest(job)
-            new = reconcile.blocked(job.status, Reason.CREDENTIALS, str(exc), self.clock())
+            new = reconcile.blocked(job.status, exc.reason, str(exc), self.clock())
             await self._write(job, new, announce)
             return self.blocked_retry
         except errors.DliError as exc:
@@ -296,7 +301,13 @@ class Driver:
         new_attempt = isinstance(action, reconcile.Submit) and status.submission is None
         if status.target is not None and not new_attempt:
             return status.target
-        return self.runtime.target_for(job.spec)  # a new attempt, or a status from 0.1
+        # A new attempt, or a status stored by 0.1: where the spec says now.
+        target = self.runtime.target_for(job.spec)
+        return DliTarget(
+            endpoint=target.endpoint,
+            project_id=target.project_id,
+            credentials_secret=target.credentials_secret,
+        )
 
     async def _remote(
         self,
@@ -334,23 +345,23 @@ class Driver:
         uid = job.metadata.uid or ""
         sub = job.status.submission
         if sub is None:
-            # The intent (and the target it goes to) is stored before anything is sent; with
-            # no queue ahead it claims the attempt in the same write.
+            # The intent (and the target it goes to) is stored before anything is sent, in one
+            # write: with no queue ahead it claims the attempt too, else it shows the queue.
             sending = dli.limiter.expected_wait() < QUEUE_NOTICE_SECONDS
-            token = _token()
             new = reconcile.intended(
                 job.status,
                 action.attempt,
                 action.job_name,
                 self.clock(),
                 target=target,
-                claim=token,
+                claim=_token(),
                 sending=sending,
             )
+            new = (None if sending else self._queued(new, dli)) or new
             job = await self._write(job, new, announce, conditional=True)
             if sending:
                 self._claimed(uid, job.status.submission)
-            return await self._post(job, action, dli, announce, owned=owned)
+            return await self._post(job, action, dli, announce, owned=owned, noticed=True)
         unsent = self.ledger.unsent.get(uid)
         if reconcile.may_have_been_sent(sub, unsent=bool(unsent and unsent.holds(sub))):
             found = await self._find(job, action.job_name, dli)
@@ -391,10 +402,11 @@ class Driver:
         announce: Announce,
         *,
         owned: Callable[[], bool],
+        noticed: bool = False,
     ) -> float | None:
         uid = job.metadata.uid or ""
         request = to_request(job.spec, job_name=action.job_name)
-        job = await self._wait_turn(job, dli, announce)
+        job = await self._wait_turn(job, dli, announce, noticed=noticed)
         if not owned():
             return await self._release(job, announce)
         job = await self._claim(job, announce)
@@ -450,16 +462,23 @@ class Driver:
         assert submission.claim is not None
         self.ledger.claims[uid] = Claim(submission.claim, submission.sent_at, time.monotonic())
 
-    async def _wait_turn(self, job: DliBatchJob, dli: Dli, announce: Announce) -> DliBatchJob:
-        """Wait for a DLI request slot; a long wait is shown on the job first."""
-        expected = dli.limiter.expected_wait()
-        if expected >= QUEUE_NOTICE_SECONDS:
-            ahead = dli.limiter.waiting
-            msg = f"waiting for a DLI request slot: about {expected:.0f}s, {ahead} requests ahead"
-            new = reconcile.blocked(job.status, Reason.QUEUED, msg, self.clock())
-            job = await self._write(job, new, announce)
+    async def _wait_turn(
+        self, job: DliBatchJob, dli: Dli, announce: Announce, *, noticed: bool = False
+    ) -> DliBatchJob:
+        """Wait for a DLI request slot; a long wait is shown on the job first (unless it is)."""
+        if not noticed and (queued := self._queued(job.status, dli)) is not None:
+            job = await self._write(job, queued, announce)
         await dli.limiter.acquire()
         return job
+
+    def _queued(self, status: DliBatchJobStatus, dli: Dli) -> DliBatchJobStatus | None:
+        """The status that shows a long wait for a request slot; None for a short one."""
+        expected = dli.limiter.expected_wait()
+        if expected < QUEUE_NOTICE_SECONDS:
+            return None
+        ahead = dli.limiter.waiting
+        msg = f"waiting for a DLI request slot: about {expected:.0f}s, {ahead} requests ahead"
+        return reconcile.blocked(status, Reason.QUEUED, msg, self.clock())
 
     async def _find(self, job: DliBatchJob, name: str, dli: Dli) -> BatchJob | None:
         """The DLI job of a stored intent, if the POST reached DLI before we lost track.
@@ -584,6 +603,7 @@ class Driver:
         resourceVersion precondition); raises Conflict if another process changed it since.
         """
         new.observed_generation = job.metadata.generation
+        new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
         patch = new.to_patch(since=job.status)
         if not patch:
             return job
@@ -600,6 +620,7 @@ class Driver:
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
+        metrics.record_transition(job, new, self.clock())
         _announce(job.status, new, announce)
         rv = str(version) if version is not None else None
         return job.model_copy(

@@ -8,6 +8,8 @@
   wakes the daemons, which apply the change.
 - ``count`` (every watch event): keeps the jobs-by-phase metric exact.
 - ``expire`` (a daemon per finished job with ``ttlSecondsAfterFinished``): deletes it when due.
+- ``schedule`` (a daemon per ScheduledDliBatchJob): creates its children at their times; see
+  the section at the end.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from typing import Any
 
 import kopf
 
-from dli_operator import metrics, reconcile
+from dli_operator import leadership, metrics, reconcile
 from dli_operator.dli.errors import DliError
 from dli_operator.driver import Announce, Driver
 from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.resources.gitops import ttl_risk
 from dli_operator.resources.status import FINAL_PHASES
 from dli_operator.runtime import ConfigurationError, Runtime
+from dli_operator.scheduler import PLURAL as PLURAL_SCHEDULES
+from dli_operator.scheduler import Scheduler
+from dli_operator.scheduling import SCHEDULE_LABEL
 from dli_operator.settings import get_settings
 
 GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
@@ -61,20 +67,75 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         retry_backoff_max_seconds=config.reconcile.retry_backoff_max_seconds,
     )
     memo.driver = Driver(runtime, policy)
+    memo.leadership = asyncio.create_task(leadership.watch(kube, settings.peering))
     memo.wakeups = {}
-    metrics.start_metrics_server(config.metrics.port)
+    metrics.start_metrics_server(
+        config.metrics.port, namespace_label=config.metrics.namespace_label
+    )
+
+
+@kopf.on.login(id="login")
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own login for kopf and for KubeApi alike: one set of credentials, one code path.
+
+    kopf would pick ``login_via_client`` whenever the ``kubernetes`` package is importable (it
+    is in the test environment, not in the image); naming the login keeps tests and image alike.
+    """
+    return _login(settings)
 
 
 def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    # The same credentials kopf itself found (in-cluster ServiceAccount or kubeconfig).
-    info = kopf.login_via_client(logger=logger, settings=settings)
+    # In a pod: the mounted ServiceAccount token, re-read on every call (the kubelet rotates it),
+    # so a 401 relogin picks up the new one. Elsewhere: $KUBECONFIG or ~/.kube/config (tokens,
+    # client certificates; no exec plugins: kopf's minimal kubeconfig reader).
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials found (kubeconfig or in-cluster)")
     return info
 
 
+@kopf.on.startup(id="peering")
+async def ensure_peering(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Create the peering object(s) ``--peering NAME`` names, before kopf starts to use them.
+
+    Shipped as a manifest, the object would share an apply with its CRD, which is not served
+    yet: `kubectl apply -k` and `helm install` fail on a fresh cluster (issue 15). And kopf,
+    finding no object, would run without peering at all, silently.
+    """
+    if settings.peering.standalone or not settings.peering.mandatory:
+        return
+    kube = KubeApi.from_connection(_login(settings))
+    try:
+        for namespace in _peering_namespaces(settings, memo):
+            try:
+                if await kube.ensure_peering(settings.peering.name, namespace):
+                    logger.info("created peering object %s", settings.peering.name)
+            except KubeApiError as exc:
+                if exc.status == 404:  # the peering CRD is in the same install, not served yet
+                    raise kopf.TemporaryError(
+                        f"peering CRD not served yet: {exc}", delay=5
+                    ) from exc
+                raise kopf.PermanentError(f"cannot create the peering object: {exc}") from exc
+    finally:
+        await kube.aclose()
+
+
+def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> list[str | None]:
+    """Where kopf looks for the peering object: cluster-wide, or each served namespace.
+
+    Namespace patterns (``team-*``) cannot be resolved ahead of time: their KopfPeerings are
+    created by whoever creates those namespaces (docs/install.md).
+    """
+    if settings.peering.clusterwide:
+        return [None]
+    return [ns for ns in memo.get("namespaces", ()) if not set(ns) & set("*?[!")]
+
+
 @kopf.on.cleanup(id="close")
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.leadership.cancel()
     await memo.driver.runtime.aclose()
 
 
@@ -190,3 +251,63 @@ async def _sleep(memo: kopf.Memo, uid: str, stopped: kopf.DaemonStopped, seconds
     finally:
         woken.cancel()
         halted.cancel()
+
+
+# --- ScheduledDliBatchJob and GitOps help (issue 14) ----------------------------------------
+# One daemon per schedule runs scheduler steps; children (labelled dli.dev/schedule) and spec
+# changes wake it early. Children are ordinary DliBatchJobs, handled by the handlers above.
+
+SCHEDULES = (GROUP, VERSION, PLURAL_SCHEDULES)
+
+
+@kopf.on.startup(id="configure-schedules")
+async def configure_schedules(memo: kopf.Memo, **_: Any) -> None:
+    # After "configure" (startup handlers run in order): reuse its Kubernetes client.
+    memo.scheduler = Scheduler(memo.driver.runtime.kube)
+
+
+@kopf.daemon(*SCHEDULES, id="schedule", cancellation_timeout=5.0)
+async def run_schedule(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    scheduler: Scheduler = memo.scheduler
+    meta = body.meta
+    while not stopped:
+        try:
+            delay = await scheduler.step(meta.namespace or "", meta.name or "", _announcer(body))
+        except KubeApiError as exc:
+            logger.warning("schedule %s/%s: %s", meta.namespace, meta.name, exc)
+            delay = CRASH_BACKOFF_SECONDS
+        except Exception:
+            logger.exception("schedule %s/%s crashed", meta.namespace, meta.name)
+            delay = CRASH_BACKOFF_SECONDS
+        await _sleep(memo, meta.uid or "", stopped, delay)
+    scheduler.forget(meta.uid or "")
+
+
+@kopf.on.field(*SCHEDULES, field="spec", id="reschedule")
+async def reschedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _wake(memo, body.meta.uid)
+
+
+@kopf.on.event(*RESOURCE, id="wake-schedule", labels={SCHEDULE_LABEL: kopf.PRESENT})
+def wake_schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    for owner in body.meta.get("ownerReferences") or []:
+        if owner.get("kind") == "ScheduledDliBatchJob":
+            _wake(memo, owner.get("uid"))
+
+
+@kopf.on.create(*RESOURCE, id="gitops-ttl")
+@kopf.on.field(*RESOURCE, field="spec.ttlSecondsAfterFinished", id="gitops-ttl-change")
+def warn_gitops_ttl(body: kopf.Body, **_: Any) -> None:
+    # The condition comes with the status (resources.status.summarize); this is its Event.
+    risk = ttl_risk(
+        body.meta.labels, body.meta.annotations, body.spec.get("ttlSecondsAfterFinished")
+    )
+    if risk:
+        kopf.event(body, type="Warning", reason="TtlUnderGitOps", message=risk)
+
+
+def _wake(memo: kopf.Memo, uid: str | None) -> None:
+    if uid and (event := memo.wakeups.get(uid)):
+        event.set()

@@ -11,18 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import kopf
 
 GROUP_PATH = "/apis/dli.dev/v1alpha1"
+PEERING_PATH = "/apis/kopf.dev/v1"
 # Requests in flight at once, each on a kept-alive connection. Thousands of jobs starting
 # together wait on a semaphore instead of in httpx's pool, which scans its whole queue on every
 # request (quadratic), counts the wait against the 30 s timeout, and closes connections beyond
 # its keep-alive limit only to open them again (a TLS handshake each): docs/benchmarks.md.
 MAX_CONCURRENT_REQUESTS = 20
+
+
+CREDENTIALS_TYPE = "dli.dev/credentials"
+"""The Secret type that may hold DLI credentials; any other Secret is never sent (issue 11)."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Secret as the operator sees it: its type, and its values undecoded."""
+
+    type: str
+    data: Mapping[str, bytes] = field(repr=False)
 
 
 class KubeApiError(Exception):
@@ -92,26 +106,59 @@ class KubeApi:
 
     async def namespace_terminating(self, namespace: str) -> bool:
         """Whether ``namespace`` is being deleted (or already gone)."""
-        try:
-            body = await self._send("GET", f"/api/v1/namespaces/{namespace}")
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return True
-            raise
+        body = await self._get_or_none(f"/api/v1/namespaces/{namespace}")
+        if body is None:
+            return True
         return bool((body.get("metadata") or {}).get("deletionTimestamp")) or (
             (body.get("status") or {}).get("phase") == "Terminating"
         )
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The decoded data of a Secret, or None if it does not exist."""
-        try:
-            body = await self._send("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+    async def read_secret(self, namespace: str, name: str) -> Secret | None:
+        """A Secret's type and raw values, or None if it does not exist.
+
+        Values stay bytes: a Secret may hold binary values (a keystore), and only the caller
+        knows which keys it uses and must decode (issue 10, item 10).
+        """
+        body = await self._get_or_none(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if body is None:
+            return None
         data: dict[str, str] = body.get("data") or {}
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+        raw = {k: base64.b64decode(v) for k, v in data.items()}
+        return Secret(str(body.get("type") or "Opaque"), raw)
+
+    async def namespace_labels(self, name: str) -> dict[str, str]:
+        """The labels of a namespace (for the default-credentials selector)."""
+        body = await self._send("GET", f"/api/v1/namespaces/{name}")
+        labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
+        return labels
+
+    async def ensure_peering(self, name: str, namespace: str | None) -> bool:
+        """Create kopf's peering object ``name`` unless it exists; True if this call created it.
+
+        Cluster-wide operators use a ClusterKopfPeering, namespaced ones a KopfPeering per
+        namespace. Read first: an operator whose RBAC predates ``create`` still starts when the
+        object is there. A 404 on create means the peering CRD is not served (yet).
+        """
+        kind, plural = (
+            ("KopfPeering", "kopfpeerings")
+            if namespace
+            else ("ClusterKopfPeering", "clusterkopfpeerings")
+        )
+        folder = f"{PEERING_PATH}/namespaces/{namespace}" if namespace else PEERING_PATH
+        try:
+            await self._send("GET", f"{folder}/{plural}/{name}")
+            return False
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            await self._send("POST", f"{folder}/{plural}", json=body)
+        except KubeApiError as exc:
+            if exc.status == 409:  # another replica created it in the meantime
+                return False
+            raise
+        return True
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         """Delete one DliBatchJob, only if it is still the object with ``uid``."""
@@ -122,6 +169,73 @@ class KubeApi:
         except KubeApiError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    async def read_cluster_peering(self, name: str) -> dict[str, Any] | None:
+        """kopf's ClusterKopfPeering object (its status lists the live replicas), or None."""
+        return await self._get_or_none(f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of this group (a DliBatchJob, a schedule), or None if it does not exist."""
+        return await self._get_or_none(f"{GROUP_PATH}/namespaces/{namespace}/{plural}/{name}")
+
+    async def _get_or_none(self, url: str) -> dict[str, Any] | None:
+        try:
+            return await self._send("GET", url)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a DliBatchJob; the stored object (its generated name included), or None if
+        one of that name exists already (AlreadyExists: a schedule's run was made before)."""
+        try:
+            return await self._send(
+                "POST", f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs", json=body
+            )
+        except KubeApiError as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch a DliBatchJob (its operator fields: spec.suspend and the like)."""
+        return await self._send(
+            "PATCH",
+            f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}",
+            json=patch,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def list_events(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about one object, as stored (oldest may have expired)."""
+        body = await self._send(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            params={"fieldSelector": f"involvedObject.uid={uid}"},
+        )
+        items: list[dict[str, Any]] = body.get("items") or []
+        return items
+
+    # --- ScheduledDliBatchJobs and their children ------------------------------------------
+
+    async def patch_schedule_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ScheduledDliBatchJob's status through its status subresource."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/scheduleddlibatchjobs/{name}/status"
+        return await self._send(
+            "PATCH",
+            url,
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The DliBatchJobs of a namespace that match a label selector."""
+        url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs"
+        body = await self._send("GET", url, params={"labelSelector": selector})
+        return list(body.get("items") or [])
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._request(method, url, **kwargs)

@@ -61,28 +61,64 @@ class Reason:
     """Condition and status reasons (CamelCase, as Kubernetes requires)."""
 
     SUBMITTING = "Submitting"
+    """Submitted=False: the submission intent is stored and the POST to DLI is under way."""
     SUBMITTED = "Submitted"
+    """Submitted=True: DLI holds the current attempt (its batch id is in status)."""
     ADOPTED = "Adopted"
+    """Submitted=True: after a restart, the attempt was found in DLI by its job name and adopted
+    instead of posted again."""
     STARTING = "Starting"
+    """Running=False: DLI is starting the job (state `starting`)."""
     RUNNING = "Running"
+    """Running=True: DLI runs the job (state `running`)."""
     RECOVERING = "Recovering"
+    """Running=False: DLI is recovering the job (state `recovering`)."""
     SUCCEEDED = "Succeeded"
+    """Complete=True, phase Succeeded: the Spark job succeeded."""
     JOB_FAILED = "JobFailed"
+    """Failed=True, phase Failed: the job ended `dead` and is not resubmitted (`autoRecovery`
+    off, or `maxRetryTimes: 0`)."""
     RETRIES_EXHAUSTED = "RetriesExhausted"
+    """Failed=True, phase Failed: the job ended `dead` after `maxRetryTimes` resubmissions."""
     RETRY_SCHEDULED = "RetryScheduled"
+    """Running=False, phase Recovering: the attempt ended `dead`; a new one is submitted after a
+    backoff (autoRecovery)."""
     SUSPENDED = "Suspended"
+    """Phase Suspended: `spec.suspend` is true; the running attempt was cancelled."""
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    """Failed=True, phase Failed: `activeDeadlineSeconds` passed; the DLI job was cancelled."""
     DELETED = "Deleted"
+    """Phase Cancelled: the resource was deleted and the DLI job cancelled (`deletionPolicy:
+    Cancel`)."""
     SUBMIT_REJECTED = "SubmitRejected"
+    """Submitted=False and Failed=True: DLI refused the request for good (e.g. DLI.0001 bad
+    parameter, DLI.0002 no such queue); the message carries DLI's code."""
     DLI_UNAVAILABLE = "DliUnavailable"
+    """A transient DLI error (connection, timeout, 5xx, DLI.0999): retried with backoff."""
     CREDENTIALS = "CredentialsUnavailable"
+    """Phase Pending: the credentials Secret (or a key in it) is missing, or there are no default
+    credentials; retried until they appear."""
+    POLICY_DENIED = "PolicyDenied"
+    """Phase Pending: the admin's policy refuses the job's endpoint, project, namespace or Secret
+    (the message names the setting); nothing is sent until the job or the policy changes."""
     AUTHENTICATION_FAILED = "AuthenticationFailed"
+    """DLI's gateway rejected the credentials (APIG.0301 and the like); retried, so fixing the
+    Secret is enough."""
     RATE_LIMITED = "RateLimited"
+    """DLI throttled the call (429): retried after its Retry-After."""
     QUEUED = "WaitingForRequestSlot"
+    """Phase Pending: waiting for a slot of the operator's own DLI rate limiter."""
     UNKNOWN_STATE = "UnknownState"
+    """Failed=True: DLI reported a state its documentation does not name (e.g. `killed`); the
+    job ends Failed with DLI's word in the message."""
     CANCEL_REFUSED = "CancelRefused"
+    """Running: DLI refused a cancel while the batch runs on; retried until DLI shows it ended."""
     CANCEL_ABANDONED = "CancelAbandoned"
+    """A Warning Event: the finalizer of a deleted job let go without cancelling its DLI batch
+    (its credentials are gone); the Event names the batch, to cancel in DLI."""
     SETTLING = "WaitingForLateCreate"
+    """Submitted=False: a create call may have reached DLI; the job is looked up by name until the
+    settle period passed, and only then sent again."""
 
 
 @dataclass(frozen=True)

@@ -2,42 +2,109 @@
 
 One ``DliClient`` per (endpoint, project, credentials source), one ``RateLimiter`` per
 (endpoint, project) because that is what DLI's gateway throttles, and one ``BatchCache`` per
-client. Credentials are read on use from the job's Secret (cached briefly), so a rotated
-Secret is picked up without a restart and a missing one is reported on the job, not fatal.
-Nothing here prints or stores a secret key.
+client. Every target, whether resolved from a spec or recorded with a submission, passes the
+admin's policy (``policy.py``) before any credential is loaded or any request is sent.
+Credentials are read on use: a job's ``dli.dev/credentials`` Secret (cached briefly, so
+rotation needs no restart and a missing one is reported on the job), or the operator's own
+identity provider (``dli/identity.py``), renewed before it expires. Nothing here prints or
+stores a secret value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
-from dli_operator import metrics
+from dli_operator import metrics, policy
 from dli_operator.dli.auth import AkSkAuth, Credentials
 from dli_operator.dli.client import DliClient, checked_endpoint, endpoint_for_region
+from dli_operator.dli.errors import DliError
+from dli_operator.dli.identity import (
+    CredentialsProvider,
+    FileCredentials,
+    MetadataCredentials,
+    OidcCredentials,
+    StaticCredentials,
+)
 from dli_operator.dli.models import BatchJob
 from dli_operator.dli.retries import RetryPolicy
-from dli_operator.kubeapi import KubeApi, KubeApiError
+from dli_operator.kubeapi import CREDENTIALS_TYPE, KubeApi, KubeApiError, Secret
 from dli_operator.polling import BatchCache
 from dli_operator.ratelimit import RateLimiter
-from dli_operator.resources.batchjob import DliBatchJobSpec
-from dli_operator.resources.parts import SecretRef
-from dli_operator.resources.status import DliTarget
+from dli_operator.reconcile import Reason
+from dli_operator.resources.batchjob import DliBatchJobSpec, SecretRef
 from dli_operator.settings import Settings
 
 DEFAULT_SOURCE = "operator-default"
+# DLI's gateway locks an access key after 5 failed signatures in a row (dli-api.md, APIG.0301):
+# once DLI rejected a set of credentials, nobody sends with exactly those again for this long
+# (doubling per rejection, up to the maximum), unless they change first (a fixed Secret).
+REJECTED_BACKOFF_SECONDS = 60.0
+REJECTED_BACKOFF_MAX_SECONDS = 900.0
+# Clients, limiters and caches nobody used for this long are closed and forgotten (issue 10,
+# item 13); a live job uses its own at least every poll, backoff or idle recheck (<= 300 s).
+IDLE_EVICT_SECONDS = 900.0
+EVICT_EVERY_SECONDS = 60.0
+# The keys of a dli.dev/credentials Secret: fixed, so a job names a Secret and nothing more.
+ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN = "accessKey", "secretKey", "securityToken"
+FIXED_KEYS = {"access_key_key": ACCESS_KEY, "secret_key_key": SECRET_KEY,
+              "security_token_key": SECURITY_TOKEN}  # fmt: skip
 
 
 class ConfigurationError(Exception):
     """The job cannot be sent anywhere yet: no endpoint, project or credentials (user-fixable)."""
 
+    reason: str = Reason.CREDENTIALS
+    """The condition reason the job shows."""
+
+
+class PolicyViolation(ConfigurationError):
+    """The admin's policy refuses this target or Secret; the message names the rule."""
+
+    reason = Reason.POLICY_DENIED
+
+
+class CredentialsRejected(ConfigurationError):
+    """DLI rejected these exact credentials lately: nothing is sent with them until they change
+    or the backoff passed, so many jobs sharing a bad key never lock it at the gateway."""
+
+    reason = Reason.AUTHENTICATION_FAILED
+
+
+@dataclass
+class Rejection:
+    """DLI's last rejection of one credentials source (its fingerprint, never the values)."""
+
+    fingerprint: str
+    until: float
+    failures: int
+    message: str
+
 
 @dataclass(frozen=True)
 class Target:
+    """Where a job's DLI calls go, and with whose credentials (the fields of a recorded
+    ``status.target``)."""
+
     endpoint: str
     project_id: str
+    credentials_secret: str | None = None
+    """The ``dli.dev/credentials`` Secret in the job's namespace; None: the operator's own."""
+
+
+class Recorded(Protocol):
+    """A target as stored with a submission (``status.target``): read, never trusted."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def credentials_secret(self) -> str | None: ...
 
 
 @dataclass
@@ -47,6 +114,9 @@ class Dli:
     client: DliClient
     limiter: RateLimiter
     cache: BatchCache
+    source: str = ""
+    """The credentials source the client signs with (a key of ``Runtime._credentials``)."""
+    used: float = field(default_factory=time.monotonic)
 
 
 class Runtime:
@@ -65,54 +135,31 @@ class Runtime:
         # Passed to every DliClient: a proxy-aware or in-process transport, a retry policy.
         self._transport = transport
         self._retry_policy = retry_policy
-        self._limiters: dict[Target, RateLimiter] = {}
+        self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._dli: dict[tuple[Target, str], Dli] = {}
         self._credentials: dict[str, Credentials] = {}
-        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str] | None]] = {}
-        metrics.RATE_LIMIT_WAITING.set_function(
-            lambda: float(sum(limiter.waiting for limiter in self._limiters.values()))
-        )
+        self._secrets: dict[tuple[str, str], tuple[float, Secret | None]] = {}
+        self._labels: dict[str, tuple[float, dict[str, str]]] = {}
+        self._rejected: dict[str, Rejection] = {}
+        self._swept = time.monotonic()
+        self._trusted = _trusted(settings)
+        self._identity = _identity(settings, transport)
+        metrics.watch_limiters(self._limiters.values)
 
     async def aclose(self) -> None:
         for dli in self._dli.values():
             await dli.client.aclose()
+        if self._identity is not None:
+            await self._identity.aclose()
         await self.kube.aclose()
 
     async def dli_for(self, namespace: str, spec: DliBatchJobSpec) -> Dli:
         """The client, limiter and cache for the spec's target; raises ConfigurationError."""
-        return await self.dli_at(namespace, self.target_for(spec), spec)
+        return await self.dli_at(namespace, self.target_for(spec))
 
-    def target_for(self, spec: DliBatchJobSpec) -> DliTarget:
-        """Where a new attempt of ``spec`` goes: recorded with its intent (issue 10, item 6)."""
-        target = self._target(spec)
-        ref = spec.credentials_secret_ref
-        return DliTarget(
-            endpoint=target.endpoint,
-            project_id=target.project_id,
-            credentials_secret=ref.name if ref else None,
-        )
-
-    async def dli_at(self, namespace: str, recorded: DliTarget, spec: DliBatchJobSpec) -> Dli:
-        """The client, limiter and cache for a recorded target, whatever the spec says now."""
-        try:
-            endpoint = checked_endpoint(
-                recorded.endpoint, allow_insecure=self.settings.dli.allow_insecure_endpoint
-            )
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-        target = Target(endpoint, recorded.project_id)
-        ref = spec.credentials_secret_ref
-        if recorded.credentials_secret is None:
-            ref = None
-        elif ref is None or ref.name != recorded.credentials_secret:
-            ref = SecretRef(name=recorded.credentials_secret)
-        source = await self._refresh_credentials(namespace, ref)
-        key = (target, source)
-        if key not in self._dli:
-            self._dli[key] = self._build(target, source)
-        return self._dli[key]
-
-    def _target(self, spec: DliBatchJobSpec) -> Target:
+    def target_for(self, spec: DliBatchJobSpec) -> Target:
+        """Where a new attempt of ``spec`` goes (to record with its intent); ConfigurationError
+        if it cannot go anywhere. The policy is applied where the target is used: ``dli_at``."""
         cfg = self.settings.dli
         project = spec.project_id or cfg.project_id
         if not project:
@@ -120,50 +167,148 @@ class Runtime:
                 "no DLI project id: set spec.projectId or DLI_OPERATOR_DLI__PROJECT_ID"
             )
         endpoint = spec.endpoint or (spec.region and endpoint_for_region(spec.region))
-        endpoint = endpoint or cfg.endpoint or (cfg.region and endpoint_for_region(cfg.region))
+        endpoint = endpoint or self._trusted.default_endpoint
         if not endpoint:
             raise ConfigurationError(
                 "no DLI endpoint: set spec.region, spec.endpoint or DLI_OPERATOR_DLI__REGION"
             )
+        secret = _secret_name(spec.credentials_secret_ref)
+        return Target(self._checked(endpoint), project, secret)
+
+    async def dli_at(self, namespace: str, recorded: Recorded) -> Dli:
+        """The client, limiter and cache for a target, recorded or new, once the admin's policy
+        allows it (PolicyViolation otherwise): nothing is loaded or sent before that."""
+        target = Target(recorded.endpoint, recorded.project_id, recorded.credentials_secret)
+        await self._enforce(namespace, target)
+        source = await self._refresh_credentials(namespace, target.credentials_secret)
+        self._check_rejection(source)
+        key = (target, source)
+        if key not in self._dli:
+            self._dli[key] = self._build(target, source)
+        dli = self._dli[key]
+        dli.used = time.monotonic()
+        await self._evict_idle()
+        return dli
+
+    def reject(self, dli: Dli, message: str) -> None:
+        """DLI answered ``dli``'s credentials with an authentication error (``message``)."""
+        fingerprint = _fingerprint(self._credentials[dli.source])
+        last = self._rejected.get(dli.source)
+        failures = last.failures + 1 if last and last.fingerprint == fingerprint else 1
+        backoff = min(REJECTED_BACKOFF_MAX_SECONDS, REJECTED_BACKOFF_SECONDS * 2 ** (failures - 1))
+        self._rejected[dli.source] = Rejection(
+            fingerprint, time.monotonic() + backoff, failures, message
+        )
+
+    def _check_rejection(self, source: str) -> None:
+        rejection = self._rejected.get(source)
+        if rejection is None:
+            return
+        left = rejection.until - time.monotonic()
+        if rejection.fingerprint != _fingerprint(self._credentials[source]) or left <= 0:
+            return  # new credentials (or time to try again): the next call says
+        raise CredentialsRejected(
+            f"DLI rejected these credentials ({rejection.message}); nothing is sent with them "
+            f"for {left:.0f}s more, or until they change"
+        )
+
+    async def _evict_idle(self) -> None:
+        """Close and forget clients, limiters, caches and credentials nobody used lately."""
+        now = time.monotonic()
+        if now - self._swept < EVICT_EVERY_SECONDS:
+            return
+        self._swept = now
+        idle = [k for k, d in self._dli.items() if now - d.used > IDLE_EVICT_SECONDS]
+        for key in idle:
+            if self._dli[key].limiter.waiting:
+                continue  # someone waits for a slot with it: in use
+            await self._dli.pop(key).client.aclose()
+        kept = self._dli.values()
+        sources = {d.source for d in kept}
+        for source in self._credentials.keys() - sources:
+            del self._credentials[source]
+            self._rejected.pop(source, None)
+        limiters = {(t.endpoint, t.project_id) for t, _ in self._dli}
+        for target in self._limiters.keys() - limiters:
+            del self._limiters[target]
+        self._secrets = {k: v for k, v in self._secrets.items() if v[0] > now}
+        self._labels = {k: v for k, v in self._labels.items() if v[0] > now}
+
+    def _checked(self, endpoint: str) -> str:
         try:
-            endpoint = checked_endpoint(endpoint, allow_insecure=cfg.allow_insecure_endpoint)
+            return checked_endpoint(
+                endpoint, allow_insecure=self.settings.dli.allow_insecure_endpoint
+            )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
-        return Target(endpoint, project)
 
-    async def _refresh_credentials(self, namespace: str, ref: SecretRef | None) -> str:
-        if ref is None:
-            cfg = self.settings.dli
-            if not (cfg.access_key and cfg.secret_key):
-                raise ConfigurationError(
-                    "no DLI credentials: set spec.credentialsSecretRef, or give the operator "
-                    "DLI_OPERATOR_DLI__ACCESS_KEY and DLI_OPERATOR_DLI__SECRET_KEY"
-                )
-            token = cfg.security_token.get_secret_value() if cfg.security_token else None
-            self._credentials[DEFAULT_SOURCE] = Credentials(
-                cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value(), token
-            )
-            return DEFAULT_SOURCE
-        data = await self._secret(namespace, ref.name)
-        where = f"Secret {namespace}/{ref.name}"
-        if data is None:
-            raise ConfigurationError(f"{where} (spec.credentialsSecretRef) does not exist")
-        for key in (ref.access_key_key, ref.secret_key_key):
-            if not data.get(key):
-                raise ConfigurationError(f"{where} has no key {key!r}")
-        source = f"secret:{namespace}/{ref.name}"
-        self._credentials[source] = Credentials(
-            data[ref.access_key_key], data[ref.secret_key_key], data.get(ref.security_token_key)
+    async def _enforce(self, namespace: str, target: Target) -> None:
+        rules = self.settings.policy
+        default = target.credentials_secret is None
+        labels = None
+        if default and policy.needs_labels(rules, namespace):
+            labels = await self._namespace_labels(namespace)
+        refused = policy.refusal(
+            rules,
+            self._trusted,
+            namespace=namespace,
+            labels=labels,
+            endpoint=self._checked(target.endpoint),
+            project=target.project_id,
+            default_credentials=default,
         )
+        if refused is not None:
+            raise PolicyViolation(f"refused by {refused.rule}: {refused.message}")
+
+    async def _refresh_credentials(self, namespace: str, secret: str | None) -> str:
+        if secret is None:
+            self._credentials[DEFAULT_SOURCE] = await self._default_credentials()
+            return DEFAULT_SOURCE
+        # The keys are fixed by the Secret type, so the Secret alone names the credentials:
+        # two jobs naming it always sign with the same keys (issue 10, item 11).
+        source = f"secret:{namespace}/{secret}"
+        self._credentials[source] = await self._secret_credentials(namespace, secret)
         return source
 
-    async def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def _default_credentials(self) -> Credentials:
+        if self._identity is None:
+            raise ConfigurationError(
+                "no DLI credentials: set spec.credentialsSecretRef, or give the operator "
+                "DLI_OPERATOR_DLI__ACCESS_KEY and DLI_OPERATOR_DLI__SECRET_KEY, or an identity "
+                "(DLI_OPERATOR_IDENTITY__SOURCE)"
+            )
+        try:
+            return await self._identity.get()
+        except DliError as exc:
+            raise ConfigurationError(
+                f"the operator's credentials from {self._identity.description} are "
+                f"unavailable: {exc}"
+            ) from exc
+
+    async def _secret_credentials(self, namespace: str, name: str) -> Credentials:
+        where = f"Secret {namespace}/{name}"
+        secret = await self._secret(namespace, name)
+        if secret is None:
+            raise ConfigurationError(f"{where} (spec.credentialsSecretRef) does not exist")
+        if secret.type != CREDENTIALS_TYPE:
+            raise PolicyViolation(
+                f"refused: {where} is of type {secret.type}, not {CREDENTIALS_TYPE}; only a "
+                f"Secret of that type is ever sent to DLI (docs/security.md)"
+            )
+        values = {key: _text(secret, key, where) for key in (ACCESS_KEY, SECRET_KEY)}
+        for key, value in values.items():
+            if not value:
+                raise ConfigurationError(f"{where} has no key {key!r}")
+        token = _text(secret, SECURITY_TOKEN, where) or None
+        return Credentials(values[ACCESS_KEY], values[SECRET_KEY], token)
+
+    async def _secret(self, namespace: str, name: str) -> Secret | None:
         key = (namespace, name)
         cached = self._secrets.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         try:
-            data = await self.kube.read_secret(namespace, name)
+            secret = await self.kube.read_secret(namespace, name)
         except KubeApiError as exc:
             if exc.status != 403:
                 raise
@@ -172,13 +317,30 @@ class Runtime:
                 f"the operator may not read Secret {namespace}/{name}: bind the ClusterRole "
                 f"dli-operator-secret-reader in namespace {namespace}"
             ) from exc
-        ttl = self.settings.reconcile.secret_cache_seconds if data is not None else 0.0
-        self._secrets[key] = (time.monotonic() + ttl, data)
-        return data
+        ttl = self.settings.reconcile.secret_cache_seconds if secret is not None else 0.0
+        self._secrets[key] = (time.monotonic() + ttl, secret)
+        return secret
+
+    async def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        cached = self._labels.get(namespace)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            labels = await self.kube.namespace_labels(namespace)
+        except KubeApiError as exc:
+            raise ConfigurationError(
+                f"cannot read the labels of namespace {namespace} for "
+                f"{policy.DEFAULT_SELECTOR}: {exc}"
+            ) from exc
+        ttl = self.settings.reconcile.secret_cache_seconds
+        self._labels[namespace] = (time.monotonic() + ttl, labels)
+        return labels
 
     def _build(self, target: Target, source: str) -> Dli:
         cfg = self.settings.dli
-        limiter = self._limiters.setdefault(target, RateLimiter(cfg.requests_per_second, cfg.burst))
+        limiter = self._limiters.setdefault(
+            (target.endpoint, target.project_id), RateLimiter(cfg.requests_per_second, cfg.burst)
+        )
 
         def observe(operation: str, outcome: str, seconds: float) -> None:
             metrics.record_api_call(operation, outcome, seconds)
@@ -213,4 +375,80 @@ class Runtime:
             return [job async for job in pages]
 
         cache = BatchCache(lister, self.settings.reconcile.poll_interval_seconds)
-        return Dli(client, limiter, cache)
+        return Dli(client, limiter, cache, source)
+
+
+def _fingerprint(credentials: Credentials) -> str:
+    """Tells two sets of credentials apart without keeping their values."""
+    raw = "\0".join(
+        (credentials.access_key, credentials.secret_key, credentials.security_token or "")
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _secret_name(ref: SecretRef | None) -> str | None:
+    """The Secret a job names; free key names are refused (the keys are fixed by the type)."""
+    if ref is None:
+        return None
+    for name, fixed in FIXED_KEYS.items():
+        given = getattr(ref, name)
+        if given != fixed:
+            spelled = SecretRef.model_fields[name].alias or name
+            raise PolicyViolation(
+                f"refused: spec.credentialsSecretRef.{spelled} is {given!r}; key names are fixed "
+                f"({ACCESS_KEY}, {SECRET_KEY}, {SECURITY_TOKEN}) in a {CREDENTIALS_TYPE} Secret, "
+                "so no other value of a Secret is ever sent (docs/security.md)"
+            )
+    return ref.name
+
+
+def _text(secret: Secret, key: str, where: str) -> str:
+    """One value of the Secret as text; only the keys used are decoded (issue 10, item 10)."""
+    raw = secret.data.get(key)
+    if raw is None:
+        return ""
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{where}: the value of {key!r} is not UTF-8 text") from None
+
+
+def _trusted(settings: Settings) -> policy.Trusted:
+    """The configured target and every endpoint the operator may call, normalised."""
+    cfg, rules = settings.dli, settings.policy
+    allow = cfg.allow_insecure_endpoint
+    configured = cfg.endpoint or (cfg.region and endpoint_for_region(cfg.region)) or None
+    default = checked_endpoint(configured, allow_insecure=allow) if configured else None
+    endpoints = {checked_endpoint(url, allow_insecure=allow) for url in rules.allowed_endpoints}
+    regions = [*rules.allowed_regions, *([cfg.region] if cfg.region else [])]
+    endpoints |= {endpoint_for_region(region) for region in regions}
+    if default:
+        endpoints.add(default)
+    return policy.Trusted(default, cfg.project_id, frozenset(endpoints))
+
+
+def _identity(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> CredentialsProvider | None:
+    """The operator's own credentials provider, per ``DLI_OPERATOR_IDENTITY__SOURCE``."""
+    cfg, ident = settings.dli, settings.identity
+    refresh = {"refresh_before_seconds": ident.refresh_before_seconds, "transport": transport}
+    match ident.source:
+        case "file":
+            return FileCredentials(ident.credentials_dir)
+        case "oidc":
+            iam = checked_endpoint(ident.iam_endpoint, allow_insecure=cfg.allow_insecure_endpoint)
+            return OidcCredentials(
+                iam_endpoint=iam,
+                idp_id=ident.idp_id,
+                token_file=ident.token_file,
+                duration_seconds=ident.duration_seconds,
+                **refresh,
+            )
+        case "metadata":
+            return MetadataCredentials(endpoint=ident.metadata_endpoint, **refresh)
+    if not (cfg.access_key and cfg.secret_key):
+        return None
+    token = cfg.security_token.get_secret_value() if cfg.security_token else None
+    keys = Credentials(cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value(), token)
+    return StaticCredentials(keys)

@@ -10,9 +10,10 @@ they never print. A plain-http endpoint (the emulator) is refused unless
 from __future__ import annotations
 
 import functools
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class DliSettings(BaseModel):
@@ -80,6 +81,71 @@ class ReconcileSettings(BaseModel):
     """How long a credentials Secret is cached; rotation is picked up after at most this long."""
 
 
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+Names = Annotated[list[str], NoDecode, BeforeValidator(_comma_separated)]
+"""A list given as ``a,b,c`` in the environment."""
+
+
+class PolicySettings(BaseModel):
+    """Who may use which identity, where: decided by the admin, never by a job's author.
+
+    docs/security.md explains each rule. Every refusal is a ``PolicyDenied`` condition and
+    Event naming the setting, and nothing is sent.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    allowed_endpoints: Names = []
+    """More DLI endpoints jobs with their own credentials may name in `spec.endpoint`
+    (comma-separated URLs). The configured endpoint is always allowed."""
+    allowed_regions: Names = []
+    """More regions jobs with their own credentials may name in `spec.region` (comma-separated);
+    each allows that region's official endpoint. The configured region is always allowed."""
+    default_credentials_namespaces: Names = []
+    """Namespaces whose jobs may use the operator's default credentials (comma-separated; `*`:
+    all). Empty: none, unless the selector below admits them."""
+    default_credentials_namespace_selector: str = ""
+    """Label selector of further namespaces that may use the default credentials, e.g.
+    `dli.dev/default-credentials=allowed` (`key`, `key=value`, `key!=value`, comma-separated)."""
+    namespace_projects: dict[str, list[str]] = {}
+    """JSON map from namespace (or `*`) to the project ids its jobs may target, e.g.
+    `{"team-a": ["<project id>"]}`. A namespace without an entry may target any project with its
+    own credentials, and only the configured project with the default ones."""
+
+
+class IdentitySettings(BaseModel):
+    """Where the operator's default credentials come from (docs/security.md, Identity)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    source: Literal["env", "file", "oidc", "metadata"] = "env"
+    """`env`: the static `DLI_OPERATOR_DLI__ACCESS_KEY`/`..._SECRET_KEY`/`..._SECURITY_TOKEN`.
+    `file`: a mounted Secret directory, re-read when it changes. `oidc`: the pod's projected
+    ServiceAccount token exchanged at IAM (workload identity on CCE). `metadata`: the node's
+    agency through the ECS metadata service. The last two are temporary keys, refreshed."""
+    credentials_dir: str = "/var/run/secrets/dli.dev/credentials"
+    """With `file`: the directory holding the files `accessKey`, `secretKey` and optionally
+    `securityToken` (a mounted `dli.dev/credentials` Secret)."""
+    token_file: str = "/var/run/secrets/dli.dev/serviceaccount/token"
+    """With `oidc`: the projected ServiceAccount token, re-read for every exchange."""
+    idp_id: str = ""
+    """With `oidc`: the IAM identity provider (OpenID Connect) that trusts the cluster's issuer."""
+    iam_endpoint: str = "https://iam.myhuaweicloud.com"
+    """With `oidc`: the IAM endpoint (the SDK's default; a regional one also works)."""
+    duration_seconds: int = Field(3600, ge=900, le=86400)
+    """With `oidc`: lifetime asked for the temporary keys (IAM allows 900 to 86400)."""
+    metadata_endpoint: str = "http://169.254.169.254"
+    """With `metadata`: the ECS metadata service."""
+    refresh_before_seconds: float = Field(2400.0, gt=0)
+    """Temporary keys are renewed this long before they expire (the SDK: 40 min), or halfway
+    through their lifetime if that is sooner."""
+
+
 class MetricsSettings(BaseModel):
     """Prometheus metrics."""
 
@@ -87,6 +153,8 @@ class MetricsSettings(BaseModel):
 
     port: int = Field(9090, ge=0, le=65535)
     """Port of the ``/metrics`` endpoint; 0 turns it off."""
+    namespace_label: bool = False
+    """Label job metrics with the job's namespace (one series per namespace and phase)."""
 
 
 class PeeringSettings(BaseModel):
@@ -107,6 +175,8 @@ class Settings(BaseSettings):
     )
 
     dli: DliSettings = DliSettings()
+    policy: PolicySettings = PolicySettings()
+    identity: IdentitySettings = IdentitySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
     peering: PeeringSettings = PeeringSettings()
@@ -118,6 +188,25 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DLI_OPERATOR_DLI__ENDPOINT is plain http; "
                 "set DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT=true to allow it"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _policy_and_identity_are_usable(self) -> Settings:
+        insecure = self.dli.allow_insecure_endpoint
+        urls = [("POLICY__ALLOWED_ENDPOINTS", url) for url in self.policy.allowed_endpoints]
+        urls.append(("IDENTITY__IAM_ENDPOINT", self.identity.iam_endpoint))
+        for variable, url in urls:
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            if scheme not in ("https", "http") or (scheme == "http" and not insecure):
+                raise ValueError(
+                    f"DLI_OPERATOR_{variable}: {url!r} is not an https URL "
+                    "(plain http needs DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT=true)"
+                )
+        if self.identity.source == "oidc" and not self.identity.idp_id:
+            raise ValueError(
+                "DLI_OPERATOR_IDENTITY__SOURCE=oidc needs DLI_OPERATOR_IDENTITY__IDP_ID: "
+                "the IAM identity provider that trusts the cluster's ServiceAccount issuer"
             )
         return self
 
@@ -143,6 +232,6 @@ def settings_table_markdown() -> str:
 
 
 def _shown(default: object) -> str:
-    if default is None:
+    if default is None or (isinstance(default, str | list | dict) and not default):
         return ""
     return f"`{str(default).lower() if isinstance(default, bool) else default}`"

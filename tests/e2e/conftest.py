@@ -117,11 +117,17 @@ class Operator:
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
+def emulator_args() -> list[str]:
+    """The emulator's flags; a test module overrides this fixture to change back end."""
+    return ["--start-seconds", "1", "--run-seconds", "2"]
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, emulator_args: list[str]) -> Iterator[Emulator]:
     port = controlplane.free_port()
     log = (tmp_path / "emulator.log").open("ab")
     process = subprocess.Popen(
-        [*CLI, "emulator", "--port", str(port), "--start-seconds", "1", "--run-seconds", "2"],
+        [*CLI, "emulator", "--port", str(port), *emulator_args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -173,6 +179,8 @@ def operator_env(
         DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
         DLI_OPERATOR_DLI__ACCESS_KEY=ACCESS_KEY,
         DLI_OPERATOR_DLI__SECRET_KEY=SECRET_KEY,
+        # The test's namespace may use the default credentials (docs/security.md).
+        DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=namespace,
     )
     return env
 

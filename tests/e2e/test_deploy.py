@@ -1,13 +1,15 @@
 """deploy/: every overlay renders, is locked down, applies to the real control plane, and its RBAC
 grants the operator's ServiceAccount what the operator needs and nothing else.
 
-Installs follow docs/install.md to the letter (`kubectl apply --server-side -k`, wait for the CRDs,
-apply again). Applies are idempotent, so the tests share the session's cluster in any order.
+Installs follow docs/install.md to the letter: one `kubectl apply --server-side -k` (the operator
+creates its peering object itself; tests/e2e/test_install_fresh.py proves one apply is enough on an
+empty control plane). Applies are idempotent, so the tests share the session's cluster in any order.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,11 @@ EMULATOR = {
 }
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
+def render(overlay: str | Path) -> list[dict[str, Any]]:
+    """A named overlay (``OVERLAYS``), or any kustomization directory, rendered."""
+    folder = OVERLAYS[overlay] if isinstance(overlay, str) else overlay
     out = subprocess.run(
-        ["kubectl", "kustomize", str(OVERLAYS[overlay])],
+        ["kubectl", "kustomize", str(folder)],
         capture_output=True,
         text=True,
         check=False,
@@ -59,17 +63,13 @@ def container(docs: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
 
 
 def install(kube: Any, overlay: str) -> None:
-    """docs/install.md: apply, wait for the CRDs to be served, apply again."""
+    """docs/install.md: one apply, then the CRDs are served."""
     apply = ("apply", "--server-side", "--force-conflicts", "-k", str(OVERLAYS[overlay]))
-    first = kube.kubectl(*apply, check=False)
-    if first.returncode != 0:
-        # Only the documented first-run failure is acceptable: a CR whose CRD is not served yet.
-        assert 'no matches for kind "ClusterKopfPeering"' in first.stderr, first.stderr
+    out = kube.kubectl(*apply, check=False)
+    assert out.returncode == 0, out.stderr
     kube.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS)
     )
-    second = kube.kubectl(*apply, check=False)
-    assert second.returncode == 0, second.stderr
 
 
 def can_i(kube: Any, *args: str) -> str:
@@ -87,10 +87,11 @@ def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) 
         ("ClusterRoleBinding", "dli-operator"),
         ("ClusterRole", "dli-operator-secret-reader"),
         ("Deployment", "dli-operator"),
-        ("ClusterKopfPeering", "dli-operator"),
         *(("CustomResourceDefinition", crd) for crd in CRDS),
     ]:
         find(docs, kind, name)
+    # No custom resource rides along with its CRD: one apply must work on a fresh cluster.
+    assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
     for doc in docs:
         if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "ConfigMap", "Secret"}:
             assert doc["metadata"]["namespace"] == SYSTEM_NS, doc["metadata"]
@@ -128,6 +129,52 @@ def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(ove
     assert secret_refs[0]["name"].startswith("dli-credentials")
     assert secret_refs[0]["optional"] is True
     assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_the_operator_may_reach_only_the_api_server_dns_and_https(overlay: str) -> None:
+    policy = find(render(overlay), "NetworkPolicy", "dli-operator")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (5443, "TCP")}
+    assert all("to" not in rule for rule in policy["egress"])
+
+
+def test_the_dev_emulator_is_reachable_only_from_its_namespace_and_guards_its_control_api() -> None:
+    docs = render("dev")
+    ingress = find(docs, "NetworkPolicy", "dli-emulator")["spec"]["ingress"]
+    assert [rule["from"] for rule in ingress] == [[{"podSelector": {}}]]
+    env = {e["name"]: e for e in container(docs, "dli-emulator").get("env", [])}
+    ref = env["DLI_EMULATOR_CONTROL_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert find(docs, "Secret", ref["name"])["data"][ref["key"]]
+
+
+def test_the_workload_identity_component_projects_a_token_the_operator_exchanges(
+    tmp_path: Path,
+) -> None:
+    deploy = Path(os.path.relpath(DEPLOY, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(deploy / "overlays/prod")],
+                "components": [str(deploy / "components/workload-identity")],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    main = container(docs, "dli-operator")
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["DLI_OPERATOR_IDENTITY__SOURCE"] == "oidc"
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    assert env["DLI_OPERATOR_IDENTITY__TOKEN_FILE"] == mounts["dli-token"] + "/token"
+    pod = find(docs, "Deployment", "dli-operator")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "dli-token"]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "dli.dev"
+    assert source["serviceAccountToken"]["path"] == "token"
 
 
 def test_the_dev_overlay_wires_the_operator_to_the_emulator() -> None:
@@ -175,10 +222,6 @@ def test_each_overlay_applies_to_the_control_plane(kube: Any, overlay: str) -> N
     deployment = apps.read_namespaced_deployment("dli-operator", SYSTEM_NS)
     (main,) = deployment.spec.template.spec.containers
     assert main.security_context.read_only_root_filesystem is True
-    peering = client.CustomObjectsApi(kube.api).get_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", "dli-operator"
-    )
-    assert peering["metadata"]["name"] == "dli-operator"
     if overlay == "dev":
         assert apps.read_namespaced_deployment("dli-emulator", SYSTEM_NS)
         service = client.CoreV1Api(kube.api).read_namespaced_service("dli-emulator", SYSTEM_NS)
@@ -195,6 +238,14 @@ ALLOWED = [
     ("get", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
     ("patch", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
     ("update", "dlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
+    # The runs of a ScheduledDliBatchJob are DliBatchJobs the operator creates (issue 14).
+    ("create", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("get", "scheduleddlibatchjobs.dli.dev", "-A"),
+    ("list", "scheduleddlibatchjobs.dli.dev", "-A"),
+    ("watch", "scheduleddlibatchjobs.dli.dev", "-A"),
+    ("patch", "scheduleddlibatchjobs.dli.dev", "-n", "default"),
+    ("patch", "scheduleddlibatchjobs.dli.dev", "--subresource=status", "-n", "default"),
+    ("update", "scheduleddlibatchjobs.dli.dev", "--subresource=finalizers", "-n", "default"),
     ("create", "events", "-n", "default"),
     ("patch", "events", "-n", "default"),
     ("create", "events.events.k8s.io", "-n", "default"),
@@ -205,7 +256,11 @@ ALLOWED = [
     ("list", "clusterkopfpeerings.kopf.dev"),
     ("watch", "clusterkopfpeerings.kopf.dev"),
     ("patch", "clusterkopfpeerings.kopf.dev/dli-operator"),
-    ("patch", "kopfpeerings.kopf.dev", "-n", "default"),
+    # The operator creates its own peering object at startup (create cannot be narrowed by name).
+    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("create", "kopfpeerings.kopf.dev", "-n", "default"),
+    ("patch", "kopfpeerings.kopf.dev/dli-operator", "-n", "default"),
+    ("get", "namespaces/default"),
     # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
     ("get", "secrets", "-n", "default"),
     ("get", "secrets", "-n", "dli-jobs"),
@@ -220,14 +275,16 @@ FORBIDDEN = [
     ("get", "pods", "-n", "default"),
     ("create", "pods", "-A"),
     ("create", "deployments.apps", "-n", "default"),
-    ("create", "dlibatchjobs.dli.dev", "-n", "default"),
+    ("create", "scheduleddlibatchjobs.dli.dev", "-n", "default"),
+    ("delete", "scheduleddlibatchjobs.dli.dev", "-n", "default"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("patch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
     ("delete", "namespaces"),
     ("create", "namespaces"),
     ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
-    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("patch", "kopfpeerings.kopf.dev/someone-else", "-n", "default"),
+    ("delete", "clusterkopfpeerings.kopf.dev/dli-operator"),
     ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NS),
     ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),

@@ -30,6 +30,7 @@ def condition(status, kind):
 def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:
     secret = client.V1Secret(
         metadata=client.V1ObjectMeta(name=SECRET),
+        type="dli.dev/credentials",
         string_data={"accessKey": access_key, "secretKey": secret_key},
     )
     core = client.CoreV1Api(kube.api)

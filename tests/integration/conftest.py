@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from dli_operator.dli.auth import AkSkAuth, Credentials
 from dli_operator.emulator.__main__ import build_server
 from dli_operator.emulator.app import create_app
 from dli_operator.emulator.clock import FakeClock
-from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.config import BACKENDS, EmulatorConfig, SparkConfig
 from dli_operator.emulator.core import Emulator
 
 EMULATOR_TOKEN = "emulator-test-token"
@@ -113,7 +114,29 @@ class LiveEmulator:
 
 @pytest.fixture(scope="module")
 def live_server() -> Iterator[LiveEmulator]:
+    with serve(EmulatorConfig(port=0, tokens=frozenset({EMULATOR_TOKEN}))) as live:
+        yield live
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveEmulator]:
+    """A live emulator of each back end. The spark one's queue ``q1`` has no slot, so a job
+    there stays ``starting`` (a queue with no free resources) and needs no Java; ``default``
+    has one slot and runs jobs for real."""
     config = EmulatorConfig(port=0, tokens=frozenset({EMULATOR_TOKEN}))
+    if request.param == "spark":
+        root = tmp_path_factory.mktemp("spark")
+        spark = SparkConfig(root / "obs", root / "packages", root / "work", 1, (("q1", 0),))
+        config = replace(config, spark=spark)
+    with serve(config) as live:
+        yield live
+
+
+@contextmanager
+def serve(config: EmulatorConfig) -> Iterator[LiveEmulator]:
+    """The app for ``config`` under uvicorn on a free port of 127.0.0.1, in a thread."""
     server = build_server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

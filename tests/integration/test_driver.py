@@ -24,9 +24,9 @@ from dli_operator.driver import Driver
 from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.gateway import ConnectionDropped
-from dli_operator.kubeapi import KubeApi, KubeApiError
-from dli_operator.runtime import Runtime
-from dli_operator.settings import DliSettings, ReconcileSettings, Settings
+from dli_operator.kubeapi import CREDENTIALS_TYPE, KubeApi, KubeApiError, Secret
+from dli_operator.runtime import PolicyViolation, Runtime, Target
+from dli_operator.settings import DliSettings, PolicySettings, ReconcileSettings, Settings
 
 if TYPE_CHECKING:
     from conftest import LiveEmulator
@@ -47,7 +47,11 @@ class FakeKube(KubeApi):
     def __init__(self, log: Log) -> None:
         self.log = log
         self.objects: dict[str, dict[str, Any]] = {}
-        self.secrets: dict[str, dict[str, str]] = {}
+        self.secrets: dict[str, dict[str, str | bytes]] = {}
+        self.secret_types: dict[str, str] = {}
+        """Secret types by name; a Secret not listed here is a ``dli.dev/credentials`` one."""
+        self.labels: dict[str, dict[str, str]] = {}
+        """Namespace labels by namespace name."""
         self.version = 100
         self.fail_patches: list[int] = []
         """Numbers (from 1, counted from now) of the next status patches that fail."""
@@ -100,9 +104,15 @@ class FakeKube(KubeApi):
         self.log.append(("kube", "patch", *sorted(status)))
         return copy.deepcopy(stored)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        secret = self.secrets.get(name)
-        return dict(secret) if secret is not None else None
+    async def read_secret(self, namespace: str, name: str) -> Secret | None:
+        data = self.secrets.get(name)
+        if data is None:
+            return None
+        raw = {k: v.encode() if isinstance(v, str) else v for k, v in data.items()}
+        return Secret(self.secret_types.get(name, CREDENTIALS_TYPE), raw)
+
+    async def namespace_labels(self, name: str) -> dict[str, str]:
+        return dict(self.labels.get(name, {}))
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         raise AssertionError("the driver never deletes a job")
@@ -269,6 +279,7 @@ def settings(emulator_config: EmulatorConfig) -> Settings:
             requests_per_second=1000.0,
             burst=1000,
         ),
+        policy=PolicySettings(default_credentials_namespaces=[NAMESPACE]),
         reconcile=ReconcileSettings(
             poll_interval_seconds=POLL_SECONDS,
             error_backoff_seconds=1.0,
@@ -531,6 +542,200 @@ async def test_a_secret_without_the_secret_key_names_the_missing_key(op: Harness
     op.create(credentialsSecretRef={"name": "dli"})
     await op.step()
     assert "'secretKey'" in op.condition("Submitted")["message"]
+
+
+# --- tenancy: nothing is sent where the policy does not allow it (issue 11) -----------------
+
+
+FOREIGN = "https://attacker.example"
+OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
+
+
+class Spy(Wire):
+    """The emulator for its own host; any other host is recorded and answered by nobody."""
+
+    def __init__(self, app: Starlette, log: Log) -> None:
+        super().__init__(app, log)
+        self.foreign: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != httpx.URL(ENDPOINT).host:
+            self.foreign.append(request)
+            return httpx.Response(200, json={})
+        return await super().handle_async_request(request)
+
+
+@pytest.fixture
+async def spied(
+    emulator_app: Starlette,
+    settings: Settings,
+    control: httpx.AsyncClient,
+    fake_clock: FakeClock,
+    log: Log,
+) -> AsyncIterator[Harness]:
+    harness = Harness(FakeKube(log), Spy(emulator_app, log), settings, control, fake_clock)
+    yield harness
+    await harness.aclose()
+
+
+def refused(op: Harness, log: Log, rule: str, name: str = "etl") -> str:
+    """Assert the job is held by a policy refusal naming ``rule``, with nothing sent to DLI."""
+    submitted = op.condition("Submitted", name)
+    assert (submitted["status"], submitted["reason"]) == ("False", "PolicyDenied")
+    assert rule in submitted["message"]
+    assert ("Warning", "PolicyDenied") in [e[:2] for e in op.events]
+    assert dli_calls(log) == []
+    assert isinstance(op.wire, Spy)
+    assert op.wire.foreign == []
+    return str(submitted["message"])
+
+
+def with_policy(op: Harness, **policy: Any) -> None:
+    """Restart the harness's operator with these policy settings."""
+    current = op.settings.policy.model_copy(update=policy)
+    op.settings = op.settings.model_copy(update={"policy": current})
+    op.restart()
+
+
+async def test_a_foreign_endpoint_gets_neither_the_default_credentials_nor_any_request(
+    spied: Harness, log: Log
+) -> None:
+    spied.create(endpoint=FOREIGN)
+    assert await spied.step() == spied.driver.blocked_retry
+    message = refused(spied, log, "DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS")
+    assert FOREIGN in message
+
+
+async def test_a_foreign_endpoint_is_refused_even_with_the_jobs_own_secret(
+    spied: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    spied.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+    }
+    spied.create(endpoint=FOREIGN, credentialsSecretRef={"name": "dli"})
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS")
+
+
+async def test_a_region_the_admin_did_not_allow_is_refused(spied: Harness, log: Log) -> None:
+    spied.create(region="ap-southeast-1")
+    await spied.step()
+    assert "https://dli.ap-southeast-1.myhuaweicloud.com" in refused(
+        spied, log, "DLI_OPERATOR_POLICY__ALLOWED_REGIONS"
+    )
+
+
+async def test_the_default_credentials_never_serve_another_project(
+    spied: Harness, log: Log
+) -> None:
+    spied.create(projectId=OTHER_PROJECT)
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_DLI__PROJECT_ID")
+
+
+async def test_the_default_credentials_serve_only_the_namespaces_the_admin_chose(
+    spied: Harness, log: Log
+) -> None:
+    with_policy(spied, default_credentials_namespaces=["someone-else"])
+    spied.create()
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES")
+
+
+async def test_a_namespace_selector_admits_a_labelled_namespace(spied: Harness, log: Log) -> None:
+    with_policy(
+        spied,
+        default_credentials_namespaces=[],
+        default_credentials_namespace_selector="dli.dev/default-credentials=allowed",
+    )
+    spied.create()
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACE_SELECTOR")
+    spied.kube.labels[NAMESPACE] = {"dli.dev/default-credentials": "allowed"}
+    assert await spied.step() == POLL_SECONDS
+    assert spied.condition("Submitted")["reason"] == "Submitted"
+
+
+async def test_a_project_the_namespace_may_not_target_is_refused(
+    spied: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    with_policy(spied, namespace_projects={NAMESPACE: [OTHER_PROJECT]})
+    spied.create()
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_POLICY__NAMESPACE_PROJECTS")
+
+
+async def test_an_ordinary_secret_is_never_read_into_a_request(
+    spied: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    spied.kube.secrets["db"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+    }
+    spied.kube.secret_types["db"] = "Opaque"
+    spied.create(credentialsSecretRef={"name": "db"})
+    await spied.step()
+    message = refused(spied, log, "dli.dev/credentials")
+    assert "Opaque" in message
+
+
+async def test_free_key_names_are_refused_so_no_other_value_of_a_secret_is_sent(
+    spied: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    spied.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+        "password": "hunter2",
+    }
+    spied.create(credentialsSecretRef={"name": "dli", "secretKeyKey": "password"})
+    await spied.step()
+    refused(spied, log, "secretKeyKey")
+
+
+async def test_a_recorded_target_is_held_to_the_policy_too(spied: Harness) -> None:
+    runtime = spied.driver.runtime
+    with pytest.raises(PolicyViolation, match="ALLOWED_ENDPOINTS"):
+        await runtime.dli_at(NAMESPACE, Target(FOREIGN, OTHER_PROJECT, None))
+    assert spied.wire.foreign == []
+
+
+async def test_a_binary_value_the_job_does_not_use_is_ignored(
+    op: Harness, emulator_config: EmulatorConfig
+) -> None:
+    op.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+        "keystore.p12": b"\x30\x82\xff\xfe\x00",
+    }
+    op.create(credentialsSecretRef={"name": "dli"})
+    assert await op.step() == POLL_SECONDS
+    assert op.condition("Submitted")["reason"] == "Submitted"
+
+
+async def test_a_binary_access_key_is_a_clear_condition(op: Harness, log: Log) -> None:
+    op.kube.secrets["dli"] = {"accessKey": b"\xff\xfe", "secretKey": "sk"}
+    op.create(credentialsSecretRef={"name": "dli"})
+    assert await op.step() == op.driver.blocked_retry
+    submitted = op.condition("Submitted")
+    assert submitted["reason"] == "CredentialsUnavailable"
+    assert "'accessKey'" in submitted["message"]
+    assert "UTF-8" in submitted["message"]
+    assert dli_calls(log) == []
+
+
+async def test_the_access_key_echoed_in_an_apig_0301_message_is_masked(
+    op: Harness, log: Log
+) -> None:
+    unknown = "QWERTYUIOPASDFGHJKLZ"
+    op.kube.secrets["dli"] = {"accessKey": unknown, "secretKey": "some-secret-key"}
+    op.create(credentialsSecretRef={"name": "dli"})
+    await op.step()
+    submitted = op.condition("Submitted")
+    assert submitted["reason"] == "AuthenticationFailed"
+    assert "APIG.0301" in submitted["message"]
+    assert "***" in submitted["message"]
+    assert unknown not in str(op.status()) + str(op.events)
 
 
 # --- observing ----------------------------------------------------------------------------
@@ -934,3 +1139,74 @@ async def test_a_refused_call_then_a_timed_out_one_is_looked_up_not_sent_a_third
     jobs = await op.jobs()
     assert len(jobs) == 1, f"one attempt became {len(jobs)} DLI batches"
     assert op.condition("Submitted")["reason"] == "Adopted"
+
+
+async def test_a_queued_submission_shows_the_queue_in_its_intent_write(
+    op: Harness, log: Log
+) -> None:
+    dli_settings = op.settings.dli.model_copy(update={"requests_per_second": 0.1, "burst": 1})
+    op.settings = op.settings.model_copy(update={"dli": dli_settings})
+    op.restart()
+    op.create("first")
+    await op.step("first")  # takes the only slot: the next one is 10 s away
+    op.create("second")
+    log.clear()
+    waiting = asyncio.ensure_future(op.step("second"))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert log == [("kube", "patch", *sorted(log[0][2:]))], "one write: intent and notice"
+    status = op.status("second")
+    assert status["submission"].get("sentAt") is None, "not claimed while it waits"
+    assert op.condition("Submitted", "second")["reason"] == "WaitingForRequestSlot"
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (await op.calls())["create"] == 1
+
+
+async def test_many_jobs_with_a_wrong_key_never_send_it_again_until_it_changes(
+    op: Harness, log: Log, emulator_config: EmulatorConfig
+) -> None:
+    # DLI's gateway locks a key after 5 failed signatures: 5 jobs retrying must not add up.
+    op.kube.secrets["dli"] = {"accessKey": emulator_config.access_key, "secretKey": "wrong"}
+    names = [op.create(f"job-{n}", credentialsSecretRef={"name": "dli"}) for n in range(5)]
+    for _ in range(2):
+        for name in names:
+            await op.step(name)
+    assert len(dli_calls(log)) == 1, "one rejection, then nobody sends with that key"
+    for name in names:
+        submitted = op.condition("Submitted", name)
+        assert submitted["reason"] == "AuthenticationFailed"
+        assert "APIG.0301" in submitted["message"]
+    op.kube.secrets["dli"]["secretKey"] = emulator_config.secret_key
+    for name in names:
+        await op.step(name)
+    assert len(await op.jobs()) == 5, "fixed keys are used at once, without waiting"
+
+
+async def test_clients_limiters_and_credentials_no_job_uses_are_forgotten(
+    op: Harness, monkeypatch: pytest.MonkeyPatch, emulator_config: EmulatorConfig
+) -> None:
+    from dli_operator import runtime as runtime_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(runtime_module.time, "monotonic", lambda: clock[0])
+    op.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+    }
+    op.create("own", credentialsSecretRef={"name": "dli"})
+    op.create("shared")
+    runtime = op.driver.runtime
+    runtime._swept = clock[0]
+    await op.step("own")
+    await op.step("shared")
+    assert len(runtime._dli) == 2
+    clock[0] += runtime_module.IDLE_EVICT_SECONDS / 2
+    await op.step("shared")  # still polled: stays
+    clock[0] += runtime_module.IDLE_EVICT_SECONDS / 2 + runtime_module.EVICT_EVERY_SECONDS
+    await op.step("shared")
+    assert [dli.source for dli in runtime._dli.values()] == [runtime_module.DEFAULT_SOURCE]
+    assert set(runtime._credentials) == {runtime_module.DEFAULT_SOURCE}
+    assert len(runtime._limiters) == 1
+    assert runtime._secrets == {}

@@ -22,7 +22,7 @@ from dli_operator.dli.auth import AkSkAuth, Credentials
 from dli_operator.emulator import listing
 from dli_operator.emulator.app import create_app
 from dli_operator.emulator.clock import FakeClock
-from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.config import EmulatorConfig, SparkConfig, parse_slots
 from dli_operator.emulator.state import Job, Store
 from dli_operator.emulator.validation import parse_create
 
@@ -79,6 +79,10 @@ def test_the_cli_defaults_are_the_config_defaults() -> None:
     assert params["queues"] == ",".join(defaults.queues)
     assert params["run_seconds"] == defaults.run_seconds
     assert params["start_seconds"] == defaults.start_seconds
+    spark = SparkConfig()
+    assert (params["obs_root"], params["packages_dir"]) == (spark.obs_root, spark.packages_dir)
+    assert (params["spark_workdir"], params["max_cores"]) == (spark.work_dir, spark.max_cores)
+    assert parse_slots(params["queue_slots"]) == (spark.slots, spark.queue_slots)
 
 
 def _free_port() -> int:

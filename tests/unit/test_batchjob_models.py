@@ -121,7 +121,11 @@ def test_the_status_enums_match_the_design() -> None:
         "Pending", "Submitting", "Starting", "Running", "Recovering",
         "Suspended", "Succeeded", "Failed", "Cancelled",
     ]  # fmt: skip
-    assert [c.value for c in ConditionType] == ["Submitted", "Running", "Complete", "Failed"]
+    assert [c.value for c in ConditionType] == [
+        "Submitted", "Running", "Complete", "Failed",  # as for a batch/v1 Job
+        "Ready", "Reconciling", "Stalled",  # kstatus (issue 14)
+        "GitOpsTtlRisk",
+    ]  # fmt: skip
     conditions = status["conditions"]
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
 

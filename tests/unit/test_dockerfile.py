@@ -1,4 +1,5 @@
-"""The Dockerfile: hadolint finds nothing, and the image is shaped as docs/image-build.md says."""
+"""The Dockerfile: hadolint finds nothing, and the image is shaped as docs/image-build.md says
+(each image installs exactly its lock file, hash-checked)."""
 
 from __future__ import annotations
 
@@ -81,14 +82,29 @@ def test_the_runtime_is_non_root_and_writes_nothing() -> None:
     assert users == ["10001:10001"]
     env = " ".join(rest for keyword, rest in runtime if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
-    # The runtime gets the installed environment only: no wheel, no source, no pip run there.
-    copies = [rest for keyword, rest in runtime if keyword == "COPY"]
-    assert copies == ["--from=build /opt/dli-operator /opt/dli-operator"]
     runs = " ".join(rest for keyword, rest in runtime if keyword == "RUN")
     assert "pip install" not in runs
     assert "apt-get" not in runs
     workdir = [rest for keyword, rest in runtime if keyword == "WORKDIR"]
     assert workdir == ["/srv"]
+
+
+def test_each_image_gets_only_its_own_locked_environment() -> None:
+    built = stages()
+    for image in ("operator", "emulator"):
+        # The installed environment only: no wheel, no source, no pip run in the image itself.
+        copies = [rest for keyword, rest in built[image] if keyword == "COPY"]
+        assert copies == [f"--from={image}-env /opt/dli-operator /opt/dli-operator"]
+        assert not [rest for keyword, rest in built[image] if keyword == "RUN"]
+        env = dict(built[f"{image}-env"])
+        assert env["ARG"] == f"LOCK={image}"
+        assert '-r "requirements/${LOCK}.lock"' in env["RUN"]
+        assert "--require-hashes --only-binary=:all: --no-deps" in env["RUN"]
+        assert "pip check" in env["RUN"]
+    # The wheel's build backend is the locked one, not whatever build isolation would fetch.
+    build = " ".join(rest for keyword, rest in built["build"] if keyword == "RUN")
+    assert "--require-hashes --only-binary=:all: -r requirements/build.lock" in build
+    assert "--no-build-isolation" in build
 
 
 def test_the_build_context_holds_only_what_the_wheel_needs() -> None:
@@ -102,4 +118,5 @@ def test_the_build_context_holds_only_what_the_wheel_needs() -> None:
         "pyproject.toml",
         "README.md",
         "operator/",
+        "requirements/",
     }

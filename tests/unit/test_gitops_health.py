@@ -1,4 +1,4 @@
-"""The Argo CD Lua health check and the Flux CEL expressions, run against DliBatchJob statuses.
+"""The Argo CD Lua health checks and the Flux CEL expressions, run against both kinds' statuses.
 
 The statuses are the YAML files in ``tests/data/statuses/`` (whole objects, or a bare ``status``
 mapping); the test runs over whatever is there, so statuses captured from e2e runs can be added.
@@ -6,6 +6,7 @@ mapping); the test runs over whatever is there, so statuses captured from e2e ru
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,16 @@ import lupa
 import pytest
 import yaml
 
+from dli_operator import scheduling
+from dli_operator.resources.schedule import ScheduledDliBatchJob
+from dli_operator.resources.status import Phase
+
 ROOT = Path(__file__).resolve().parents[2]
 ARGOCD = ROOT / "deploy" / "argocd"
 FLUX_SNIPPET = ROOT / "deploy" / "flux" / "dlibatchjob-healthchecks.yaml"
 STATUSES = ROOT / "tests" / "data" / "statuses"
 ARGO_KEY = "resource.customizations.health.dli.dev_DliBatchJob"
+ARGO_SCHEDULE_KEY = "resource.customizations.health.dli.dev_ScheduledDliBatchJob"
 
 # What each phase means to Argo CD and to Flux (kstatus).
 EXPECTED: dict[str, tuple[str, str]] = {
@@ -46,19 +52,19 @@ def status_files() -> list[Path]:
     return sorted(STATUSES.glob("*.yaml"))
 
 
-def argo_health(obj: dict[str, Any]) -> dict[str, str]:
-    """Run health.lua the way Argo CD does: a fresh Lua state, the object as global ``obj``."""
+def argo_health(obj: dict[str, Any], script_name: str = "health.lua") -> dict[str, str]:
+    """Run a health script the way Argo CD does: a fresh Lua state, the object as ``obj``."""
     lua = lupa.LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
-    script = (ARGOCD / "health.lua").read_text()
+    script = (ARGOCD / script_name).read_text()
     result = lua.execute(script)
     return {"status": result["status"], "message": result["message"]}
 
 
-def flux_status(obj: dict[str, Any]) -> str:
+def flux_status(obj: dict[str, Any], kind: str = "DliBatchJob") -> str:
     """Evaluate the healthCheckExprs as kustomize-controller does (fluxcd/pkg runtime/cel)."""
-    (check,) = yaml.safe_load(FLUX_SNIPPET.read_text())["spec"]["healthCheckExprs"]
-    assert (check["apiVersion"], check["kind"]) == ("dli.dev/v1alpha1", "DliBatchJob")
+    checks = yaml.safe_load(FLUX_SNIPPET.read_text())["spec"]["healthCheckExprs"]
+    (check,) = [c for c in checks if (c["apiVersion"], c["kind"]) == ("dli.dev/v1alpha1", kind)]
     observed = obj.get("status", {}).get("observedGeneration")
     generation = obj.get("metadata", {}).get("generation")
     if observed is not None and generation is not None and observed != generation:
@@ -140,3 +146,74 @@ def test_the_argocd_cm_snippet_embeds_health_lua_verbatim() -> None:
     patch = yaml.safe_load((ARGOCD / "argocd-cm-patch.yaml").read_text())
     assert (patch["kind"], patch["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
     assert patch["data"][ARGO_KEY] == (ARGOCD / "health.lua").read_text()
+    schedules = patch["data"][ARGO_SCHEDULE_KEY]
+    assert schedules == (ARGOCD / "health-scheduleddlibatchjob.lua").read_text()
+
+
+# --- ScheduledDliBatchJob: statuses made by the planner itself --------------------------------
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def schedule_object(
+    children: list[scheduling.Child], generation: int = 1, **spec: Any
+) -> dict[str, Any]:
+    """A schedule with the status ``scheduling.plan`` gives it for these children."""
+    body = {
+        "metadata": {"name": "nightly", "namespace": "ns", "uid": "u", "generation": generation},
+        "spec": {
+            "schedule": "0 * * * *",
+            "jobTemplate": {"spec": {"queue": "q", "file": "obs://b/a.py"}},
+            **spec,
+        },
+        "status": {"lastScheduleTime": NOW.isoformat()},
+    }
+    step = scheduling.plan(ScheduledDliBatchJob.model_validate(body), children, NOW)
+    status = step.status.to_patch(since=type(step.status)())
+    status["observedGeneration"] = 1
+    return {**body, "status": status}
+
+
+def run(phase: Phase) -> scheduling.Child:
+    finished = None if phase == Phase.RUNNING else NOW
+    return scheduling.Child("nightly-1", "c", NOW - timedelta(minutes=5), phase, finished, "boom")
+
+
+@pytest.mark.parametrize(
+    ("obj", "argo", "flux"),
+    [
+        (schedule_object([]), "Healthy", "Current"),
+        (schedule_object([run(Phase.RUNNING)]), "Progressing", "InProgress"),
+        (schedule_object([run(Phase.FAILED)]), "Degraded", "Failed"),
+        (schedule_object([run(Phase.SUCCEEDED)]), "Healthy", "Current"),
+        (schedule_object([], suspend=True), "Suspended", "Current"),
+        (schedule_object([], schedule="0 0 30 2 *"), "Degraded", "Failed"),
+        (schedule_object([], generation=2), "Progressing", "InProgress"),
+    ],
+    ids=[
+        "no-run-yet",
+        "running",
+        "last-failed",
+        "last-succeeded",
+        "suspended",
+        "invalid",
+        "behind",
+    ],
+)
+def test_schedule_health_for_argo_cd_and_flux(obj: dict[str, Any], argo: str, flux: str) -> None:
+    health = argo_health(obj, "health-scheduleddlibatchjob.lua")
+    assert health["status"] == argo
+    assert health["message"]
+    assert flux_status(obj, "ScheduledDliBatchJob") == flux
+
+
+def test_a_failed_schedule_says_which_run_failed() -> None:
+    health = argo_health(schedule_object([run(Phase.FAILED)]), "health-scheduleddlibatchjob.lua")
+    assert "nightly-1" in health["message"]
+    assert "boom" in health["message"]
+
+
+def test_a_schedule_without_status_is_progressing_for_argo_cd_and_in_progress_for_flux() -> None:
+    obj = {"metadata": {"generation": 1}, "spec": {"schedule": "@daily"}}
+    assert argo_health(obj, "health-scheduleddlibatchjob.lua")["status"] == "Progressing"
+    assert flux_status(obj, "ScheduledDliBatchJob") == "InProgress"

@@ -130,3 +130,40 @@ def test_secrets_never_appear_when_settings_are_printed(monkeypatch: pytest.Monk
     shown.append(str(settings.model_dump()))
     for text in shown:
         assert SECRET not in text
+
+
+def test_policy_lists_are_comma_separated_and_project_maps_are_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES", "team-a, team-b,")
+    monkeypatch.setenv("DLI_OPERATOR_POLICY__ALLOWED_REGIONS", "cn-east-3")
+    monkeypatch.setenv("DLI_OPERATOR_POLICY__NAMESPACE_PROJECTS", '{"team-a": ["p1", "p2"]}')
+    policy = Settings().policy
+    assert policy.default_credentials_namespaces == ["team-a", "team-b"]
+    assert policy.allowed_regions == ["cn-east-3"]
+    assert policy.namespace_projects == {"team-a": ["p1", "p2"]}
+
+
+def test_by_default_no_namespace_may_use_the_default_credentials() -> None:
+    policy = Settings().policy
+    assert policy.default_credentials_namespaces == []
+    assert policy.default_credentials_namespace_selector == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS": "http://10.0.0.1"}, "ALLOWED_ENDPOINTS"),
+        ({"DLI_OPERATOR_POLICY__ALLOWED_ENDPOINTS": "dli.example.com"}, "ALLOWED_ENDPOINTS"),
+        ({"DLI_OPERATOR_IDENTITY__SOURCE": "oidc"}, "IDENTITY__IDP_ID"),
+        ({"DLI_OPERATOR_IDENTITY__IAM_ENDPOINT": "http://iam"}, "IDENTITY__IAM_ENDPOINT"),
+        ({"DLI_OPERATOR_IDENTITY__SOURCE": "vault"}, "identity.source"),
+    ],
+)
+def test_an_unusable_policy_or_identity_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=named):
+        Settings()

@@ -66,6 +66,14 @@ class AkSkAuth(httpx.Auth):
         creds = self._credentials
         return creds if isinstance(creds, Credentials) else creds()
 
+    def secrets(self) -> tuple[str | None, ...]:
+        """The values never to show (masked in error messages)."""
+        try:
+            creds = self._current()
+        except LookupError:
+            return ()
+        return (creds.access_key, creds.secret_key, creds.security_token)
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         creds = self._current()
         if creds.security_token:
@@ -84,6 +92,11 @@ class AkSkAuth(httpx.Auth):
         )
         request.headers.update(added)
         yield request
+
+
+def secret_values(auth: httpx.Auth | None) -> tuple[str | None, ...]:
+    """What ``auth`` holds that must never be shown; empty for an auth that says nothing."""
+    return auth.secrets() if isinstance(auth, AkSkAuth | TokenAuth) else ()
 
 
 def sent_url(request: httpx.Request) -> str:
@@ -140,6 +153,10 @@ class TokenAuth(httpx.Auth):
         self._clock = clock
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """The values never to show (masked in error messages)."""
+        return (self._login.password, self._token.value if self._token else None)
 
     def sync_auth_flow(
         self, request: httpx.Request

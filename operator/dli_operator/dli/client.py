@@ -21,7 +21,14 @@ from urllib.parse import quote
 import httpx
 
 from dli_operator import __version__
-from dli_operator.dli.errors import DliError, DliNotFound, DliProtocolError, DliTimeoutError
+from dli_operator.dli.auth import secret_values
+from dli_operator.dli.errors import (
+    DliError,
+    DliNotFound,
+    DliProtocolError,
+    DliTimeoutError,
+    mask_credentials,
+)
 from dli_operator.dli.models import (
     BatchCancelResponse,
     BatchJob,
@@ -330,6 +337,7 @@ class DliClient:
                 if about is not None:
                     _same_id(about, str(getattr(result, "id", "")), operation)
             except DliError as err:
+                mask_credentials(err, secret_values(self._http.auth))
                 self._observe(operation, err.outcome, self._monotonic() - attempt_started)
                 elapsed = self._monotonic() - started
                 delay = self._policy.next_delay(

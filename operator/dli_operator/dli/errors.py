@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import ClassVar
 
 from pydantic import ValidationError
@@ -34,6 +35,12 @@ from dli_operator.dli.models import ErrorBody
 
 # How much of a non-JSON error body to quote in a message.
 BODY_EXCERPT_CHARS = 200
+MASK = "***"
+# Huawei access keys, permanent and temporary, are 20 upper-case letters and digits; the gateway
+# may echo one in an APIG.0301 message ("Get secretKey failed", an unknown or locked AK).
+_ACCESS_KEY_SHAPE = re.compile(r"\b[A-Z0-9]{20}\b")
+# Shorter values are not masked: they would blank out ordinary words of the message.
+MASK_MIN_CHARS = 4
 
 
 class DliError(Exception):
@@ -222,3 +229,23 @@ def api_error(
         retry_after=retry_after,
         operation=operation,
     )
+
+
+def mask_credentials(error: DliError, values: Iterable[str | None]) -> DliError:
+    """Hide credential values, and anything shaped like an AK, in ``error``'s messages.
+
+    The one place credentials are masked: every message copied from DLI, its gateway or IAM
+    into status, Events and logs passes through a ``DliError`` built by the client (issue 11).
+    """
+    secrets = sorted({v for v in values if v and len(v) >= MASK_MIN_CHARS}, key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, MASK)
+        return _ACCESS_KEY_SHAPE.sub(MASK, text)
+
+    error.message = mask(error.message)
+    error.args = tuple(mask(a) if isinstance(a, str) else a for a in error.args)
+    if isinstance(error, DliApiError):
+        error.error_msg = mask(error.error_msg)
+    return error

@@ -375,7 +375,8 @@ class BatchLog(_Response):
 
     id: OptionalText = None
     from_: OptionalMillis = Field(0, alias="from")
-    total: OptionalMillis = 0
+    # Paging depends on it (kubectl dli logs): a null or odd total is unreadable, not 0.
+    total: int = Field(0, ge=0, strict=True)
     log: LogLines
 
     @field_validator("log", mode="before")

@@ -15,8 +15,9 @@ from pathlib import Path
 import uvicorn
 
 from dli_operator.emulator.app import create_app
-from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.config import BACKENDS, EmulatorConfig, SparkConfig, parse_slots
 from dli_operator.emulator.gateway import ConnectionDropped
+from dli_operator.emulator.processes import SparkUnavailable, preflight
 
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
@@ -65,7 +66,19 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--start-seconds", type=float, default=defaults.start_seconds)
     parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds)
     parser.add_argument("--state-file", type=Path, default=None)
+    spark = SparkConfig()
+    parser.add_argument("--backend", choices=BACKENDS, default="scripted")
+    parser.add_argument("--obs-root", type=Path, default=spark.obs_root)
+    parser.add_argument("--packages-dir", type=Path, default=spark.packages_dir)
+    parser.add_argument("--spark-workdir", type=Path, default=spark.work_dir)
+    parser.add_argument("--queue-slots", default=str(spark.slots))
+    parser.add_argument("--max-cores", type=int, default=spark.max_cores)
+    parser.add_argument("--control-token", default=None)
     args = parser.parse_args(argv)
+    if args.backend == "spark":
+        slots, named = parse_slots(args.queue_slots)
+        dirs = (args.obs_root, args.packages_dir, args.spark_workdir)
+        spark = SparkConfig(*dirs, slots, named, args.max_cores)
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -77,11 +90,18 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         start_seconds=args.start_seconds,
         run_seconds=args.run_seconds,
         state_file=args.state_file,
+        spark=spark if args.backend == "spark" else None,
+        control_token=args.control_token,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_args(argv)
+    if config.spark:
+        try:
+            preflight()
+        except SparkUnavailable as error:
+            raise SystemExit(f"emulator: {error}") from None
     print(describe(config), flush=True)
     build_server(config, log_level="info").run()
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from dli_operator.emulator import control, listing, views
+from dli_operator.emulator import control, iam, listing, views
 from dli_operator.emulator.clock import Clock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.core import Emulator
@@ -46,11 +46,12 @@ def create_app(config: EmulatorConfig | None = None, *, clock: Clock = time.time
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
+        async with emulator.background():
+            yield
         emulator.close()
 
     app = Starlette(
-        routes=[*_dli_routes(emulator), *control.routes(emulator)],
+        routes=[*_dli_routes(emulator), *iam.routes(emulator.identity), *control.routes(emulator)],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _no_such_api},
         lifespan=lifespan,

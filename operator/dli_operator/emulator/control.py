@@ -1,12 +1,16 @@
 """The ``/_emulator/`` control API: what tests use to look inside the emulator and script it.
 
-Never under the DLI paths, never authenticated (the emulator listens on loopback), and never
-counted as a DLI call. Shapes are documented in docs/emulator.md.
+Never under the DLI paths and never counted as a DLI call. Open by default (the emulator listens
+on loopback); with ``--control-token`` every control call needs ``Authorization: Bearer <token>``,
+so a shared emulator (the dev overlay's Service) cannot be scripted by anyone who can reach it.
+Shapes are documented in docs/emulator.md.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -20,6 +24,7 @@ from dli_operator.emulator.replies import json_response as reply
 from dli_operator.emulator.state import Job
 
 PREFIX = "/_emulator"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def routes(emulator: Emulator) -> list[BaseRoute]:
@@ -52,13 +57,44 @@ def routes(emulator: Emulator) -> list[BaseRoute]:
         emulator.reset()
         return reply({"reset": True})
 
-    return [
-        Route(f"{PREFIX}/jobs", jobs, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{batch_id}}", job, methods=["GET"]),
-        Route(f"{PREFIX}/calls", calls, methods=["GET"]),
-        Route(f"{PREFIX}/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route(f"{PREFIX}/reset", reset, methods=["POST"]),
+    async def iam(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                emulator.identity.configure(json.loads(await request.body() or b"{}"))
+            except (ValueError, TypeError, AttributeError) as error:
+                return _error(400, f"bad IAM settings: {error}")
+        return reply(emulator.identity.describe())
+
+    table = [
+        ("/jobs", jobs, ["GET"]),
+        ("/jobs/{batch_id}", job, ["GET"]),
+        ("/calls", calls, ["GET"]),
+        ("/faults", faults, ["GET", "POST", "DELETE"]),
+        ("/reset", reset, ["POST"]),
+        ("/iam", iam, ["GET", "POST"]),
     ]
+    guard = _guarded(emulator.config.control_token)
+    return [
+        Route(PREFIX + path, guard(handler), methods=methods) for path, handler, methods in table
+    ]
+
+
+def _guarded(token: str | None) -> Callable[[Endpoint], Endpoint]:
+    """Require ``Authorization: Bearer <token>`` on a control route when a token is set."""
+
+    def guard(handler: Endpoint) -> Endpoint:
+        if token is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error(401, "the control API needs Authorization: Bearer <control token>")
+            return await handler(request)
+
+        return checked
+
+    return guard
 
 
 def describe(job: Job, now_ms: int) -> dict[str, Any]:

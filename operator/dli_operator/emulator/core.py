@@ -12,6 +12,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -20,8 +21,10 @@ from dli_operator.emulator.clock import Clock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.faults import Faults, Rule
 from dli_operator.emulator.gateway import DropConnection, authenticate, request_id
+from dli_operator.emulator.iam import Identity
 from dli_operator.emulator.journal import Journal
 from dli_operator.emulator.replies import THROTTLED, ApiError, error_response, json_response
+from dli_operator.emulator.sparkstore import SparkStore
 from dli_operator.emulator.state import Store
 
 Handler = Callable[[Request, bytes], Awaitable[Response]]
@@ -38,8 +41,10 @@ class Emulator:
     def __init__(self, config: EmulatorConfig, clock: Clock) -> None:
         self.config, self.clock = config, clock
         journal = Journal(config.state_file) if config.state_file else None
-        self.store = Store(config, clock, journal)
+        backend = SparkStore if config.spark else Store
+        self.store: Store = backend(config, clock, journal)
         self.faults = Faults()
+        self.identity = Identity(clock)
         self.calls: Counter[str] = Counter()
         self.outcomes: dict[str, Counter[str]] = {}
         self._release: asyncio.Event | None = None
@@ -50,6 +55,7 @@ class Emulator:
         """Forget jobs, counters and faults; release every hung call."""
         self.store.reset()
         self.faults.clear()
+        self.identity.reset()
         self.calls.clear()
         self.outcomes.clear()
         if self._release is not None:
@@ -60,8 +66,24 @@ class Emulator:
             task.cancel()
 
     def close(self) -> None:
+        if isinstance(self.store, SparkStore):
+            self.store.shutdown()
         if self.store.journal is not None:
             self.store.journal.close()
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """While the app serves: the spark back end follows its processes (the scripted one
+        computes states on read and needs nothing)."""
+        if not isinstance(self.store, SparkStore):
+            yield
+            return
+        task = asyncio.create_task(self.store.supervise())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def serve(self, operation: str, request: Request, handler: Handler) -> Response:
         """Run one DLI call through the gateway and the fault script."""
@@ -88,7 +110,7 @@ class Emulator:
         if rule is not None and (early := await self._apply(rule, request)) is not None:
             return early
         project_id = request.path_params["project_id"]
-        authenticate(request, body, self.config, self.clock(), project_id)
+        authenticate(request, body, self.config, self.clock(), project_id, self.identity)
         response = await handler(request, body)
         rule = self.faults.take(operation, "after")
         if rule is not None and rule.action in ("mangle", "drip"):
@@ -106,7 +128,7 @@ class Emulator:
         posts again right after a timeout makes a second job.
         """
         project_id = request.path_params["project_id"]
-        authenticate(request, body, self.config, self.clock(), project_id)
+        authenticate(request, body, self.config, self.clock(), project_id, self.identity)
         resets = self._resets
         await self._hang(request)
         if resets != self._resets:  # released by a reset: that create is forgotten too

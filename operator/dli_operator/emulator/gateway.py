@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dli_operator.dli.signing import SignatureError, verify_request
 from dli_operator.emulator.config import EmulatorConfig
+from dli_operator.emulator.iam import Identity, TemporaryKey
 from dli_operator.emulator.replies import AUTH_FAILED, ApiError
 
 REQUEST_ID = "dli_emulator.request_id"  # scope key: the id of the request being served
@@ -28,9 +29,15 @@ def unauthorized(detail: str) -> ApiError:
 
 
 def authenticate(
-    request: Request, body: bytes, config: EmulatorConfig, now: float, project_id: str
+    request: Request,
+    body: bytes,
+    config: EmulatorConfig,
+    now: float,
+    project_id: str,
+    identity: Identity | None = None,
 ) -> None:
-    """Accept a request signed with the configured AK/SK or carrying a configured token."""
+    """Accept a request signed with the configured AK/SK, or with temporary keys IAM issued and
+    their security token, or carrying a configured token."""
     headers = request.headers
     if project_id != config.project_id:
         raise unauthorized(f"project {project_id} does not match the credentials")
@@ -44,14 +51,27 @@ def authenticate(
         return
     if "authorization" not in headers:
         raise unauthorized("x-auth-token not found")
-    _verify_signature(request, body, {config.access_key: config.secret_key}, now)
+    keys = {config.access_key: config.secret_key}
+    if identity is not None:
+        keys.update({ak: key.secret_key for ak, key in identity.temporary.items()})
+    access_key = _verify_signature(request, body, keys, now)
+    temporary = identity.key(access_key) if identity is not None else None
+    if temporary is not None:
+        _check_temporary(temporary, headers.get("x-security-token"), now)
 
 
-def _verify_signature(
-    request: Request, body: bytes, secrets: Mapping[str, str], now: float
-) -> None:
+def _check_temporary(key: TemporaryKey, token: str | None, now: float) -> None:
+    """Temporary keys go with their security token, and only until they expire (iam_04_0002)."""
+    if token != key.security_token:
+        raise unauthorized("the security token does not belong to this access key")
+    if now >= key.expires:
+        stamp = datetime.fromtimestamp(key.expires, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise unauthorized(f"token expires, expires_at: {stamp}")
+
+
+def _verify_signature(request: Request, body: bytes, secrets: Mapping[str, str], now: float) -> str:
     try:
-        verify_request(
+        return verify_request(
             request.method,
             str(request.url),
             dict(request.headers),

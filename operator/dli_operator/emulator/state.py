@@ -13,7 +13,7 @@ import heapq
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from dli_operator.emulator import timeline
 from dli_operator.emulator.clock import Clock
@@ -81,7 +81,7 @@ class Job:
         return {name: getattr(self, name) for name in fields}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Job:
+    def from_record(cls, record: dict[str, Any]) -> Self:
         segments = [(int(b), str(s), int(a)) for b, s, a in record.pop("segments")]
         return cls(segments=segments, **record)
 

@@ -4,7 +4,8 @@ Rendering through ``dli.models`` (``BatchJob``, ``BatchList``, ``BatchLog``...) 
 emulator and the client cannot disagree on a field name. Each call's field set follows its doc
 page: create (dli_02_0124), details with ``req_body`` (dli_02_0126), list entries with
 ``req_body`` and ``duration`` (dli_02_0125), state (dli_02_0127), log (dli_02_0128).
-The driver log is Livy-style text derived from the timeline, so it costs nothing to store.
+The driver log is Livy-style text derived from the timeline, so it costs nothing to store; a job
+of the ``spark`` back end shows its real application id and driver output instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from dli_operator.dli.models import BatchJob, BatchList, BatchLog, BatchState, BatchStateResponse
 from dli_operator.emulator import timeline
+from dli_operator.emulator.sparkstore import SparkJob
 from dli_operator.emulator.state import Job
 
 LOG_TAIL = 10  # "Last 10 records of the current batch processing job" (dli_02_0124)
@@ -31,12 +33,12 @@ def _job(job: Job, now_ms: int, owner: str) -> BatchJob:
     return BatchJob(
         id=job.id,
         state=BatchState(state),
-        appId=timeline.app_id(job.id, current_app) if ran else "",
+        appId=_app_id(job, current_app) if ran else "",
         name=job.name,
         owner=owner,
         proxyUser="",
         kind="",
-        log=driver_log(job, current_app, now_ms)[-LOG_TAIL:] if ran else [],
+        log=driver_log(job, current_app, now_ms)[-LOG_TAIL:],
         sc_type=job.sc_type,
         cluster_name=job.queue,
         queue=job.queue,
@@ -90,8 +92,16 @@ def log(
     return _wire(BatchLog(id=job.id, **{"from": start}, total=len(lines), log=window))
 
 
+def _app_id(job: Job, attempt: int) -> str:
+    if isinstance(job, SparkJob):
+        return job.app_id
+    return timeline.app_id(job.id, attempt)
+
+
 def driver_log(job: Job, attempt: int, now_ms: int) -> list[str]:
     """The driver log of one attempt up to ``now_ms``: empty until that attempt runs."""
+    if isinstance(job, SparkJob):
+        return job.driver_log() if attempt == 0 else []
     lines: list[str] = []
     for index, (begin, state, segment_attempt) in enumerate(job.segments):
         if begin > now_ms:

@@ -42,3 +42,33 @@ def matches(field: str, pattern: str, message: str) -> dict[str, Any]:
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
 PackagePath = Annotated[str, StringConstraints(min_length=1, max_length=PATH_MAX)]
 Text = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
+def model_patch(new: BaseModel, old: BaseModel | None) -> dict[str, Any]:
+    """``new`` as a merge patch: camelCase, JSON types, no nulls.
+
+    With ``old`` (the stored value) only what changed is kept and a cleared key becomes
+    ``None``, which a merge patch turns into a deletion; ``{}`` means nothing to write.
+    Re-validating first trims lists the operator appended to in place.
+    """
+    checked = type(new).model_validate(new.model_dump())
+    current = checked.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if old is None:
+        return current
+    return merge_patch(old.model_dump(by_alias=True, exclude_none=True, mode="json"), current)
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns ``old`` into ``new``: a key that is gone becomes
+    ``None`` at any depth (e.g. ``submission.sentAt`` when a claim is released); lists and
+    scalars are replaced whole."""
+    patch: dict[str, Any] = {k: None for k in old.keys() - new.keys()}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = merge_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif before != value:
+            patch[key] = value
+    return patch

@@ -311,6 +311,10 @@ class ObjectMeta(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     name: str
+    # Read by the GitOps TTL warning and by schedules (issue 14).
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: AwareDatetime | None = None
     namespace: str | None = None
     uid: str | None = None
     generation: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -47,8 +47,18 @@ class Group(CamelModel):
     )
 
 
+def _fixed_key(name: str, holds: str) -> Any:
+    return Field(
+        name,
+        max_length=253,
+        description=f"Deprecated, always {name}: the key of {holds} in the Secret.",
+        json_schema_extra={"enum": [name]},
+    )
+
+
 class SecretRef(CamelModel):
-    """A Secret in the job's namespace holding DLI credentials (AK/SK, optional token)."""
+    """A ``dli.dev/credentials`` Secret in the job's namespace: keys ``accessKey``, ``secretKey``
+    and optionally ``securityToken``."""
 
     name: str = Field(
         max_length=253,
@@ -60,15 +70,12 @@ class SecretRef(CamelModel):
             )
         ),
     )
-    access_key_key: str = Field(
-        "accessKey", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key of the AK."
-    )
-    secret_key_key: str = Field(
-        "secretKey", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key of the SK."
-    )
-    security_token_key: str = Field(
-        "securityToken",
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
-        description="Key of the security token of temporary credentials; used if present.",
+    # Deprecated: the key names are fixed by the Secret type dli.dev/credentials, so a job can
+    # name a Secret but never pick which of its values is sent (issue 11, docs/security.md).
+    # The schema accepts only the fixed names; the model still parses older objects with other
+    # names, which the operator then refuses with a PolicyDenied condition instead of "Malformed".
+    access_key_key: str = _fixed_key("accessKey", "the AK")
+    secret_key_key: str = _fixed_key("secretKey", "the SK")
+    security_token_key: str = _fixed_key(
+        "securityToken", "the security token of temporary credentials"
     )

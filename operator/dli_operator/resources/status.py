@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field, field_validator
 
-from dli_operator.resources.base import SHORT_TEXT_MAX, TEXT_MAX, CamelModel, Text
+from dli_operator.resources.base import SHORT_TEXT_MAX, TEXT_MAX, CamelModel, Text, model_patch
 
 # DLI returns "the last 10 records" of the log (dli_02_0124, response `log`).
 LOG_LINES_MAX = 10
@@ -50,12 +50,21 @@ FINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
 
 
 class ConditionType(StrEnum):
-    """Condition types; ``Complete``/``Failed`` mean what they mean for a batch/v1 Job."""
+    """Condition types; ``Complete``/``Failed`` mean what they mean for a batch/v1 Job.
+
+    ``Ready``, ``Reconciling`` and ``Stalled`` are kstatus's (sigs.k8s.io/cli-utils), which Flux's
+    ``wait: true``, kpt and Config Sync read: ``summarize`` derives them from the phase.
+    ``GitOpsTtlRisk`` warns that a Git-managed job with a TTL comes back after it is deleted.
+    """
 
     SUBMITTED = "Submitted"
     RUNNING = "Running"
     COMPLETE = "Complete"
     FAILED = "Failed"
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    GITOPS_TTL_RISK = "GitOpsTtlRisk"
 
 
 class ConditionStatus(StrEnum):
@@ -67,7 +76,9 @@ class ConditionStatus(StrEnum):
 class Condition(CamelModel):
     """A Kubernetes condition (metav1.Condition shape), so kubectl wait and kstatus read it."""
 
-    type: ConditionType = Field(description="Submitted, Running, Complete or Failed.")
+    type: ConditionType = Field(
+        description="Submitted, Running, Complete, Failed; Ready, Reconciling, Stalled (kstatus)."
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
         max_length=1024,
@@ -194,7 +205,8 @@ class DliBatchJobStatus(CamelModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=len(ConditionType),
-        description="Submitted, Running, Complete and Failed.",
+        description="Submitted, Running, Complete and Failed (as for a batch/v1 Job); Ready, "
+        "Reconciling and Stalled (kstatus); GitOpsTtlRisk.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
@@ -216,30 +228,5 @@ class DliBatchJobStatus(CamelModel):
         return value[-ATTEMPTS_MAX:] if isinstance(value, list) else value
 
     def to_patch(self, since: DliBatchJobStatus | None = None) -> dict[str, Any]:
-        """The status as a merge patch: camelCase, JSON types, no nulls.
-
-        With ``since`` (the stored status) only changed keys are kept and a cleared key becomes
-        ``None``, which a merge patch turns into a deletion; ``{}`` means nothing to write.
-        Re-validating first trims lists the operator appended to in place.
-        """
-        checked = type(self).model_validate(self.model_dump())
-        new = checked.model_dump(by_alias=True, exclude_none=True, mode="json")
-        if since is None:
-            return new
-        return merge_patch(since.model_dump(by_alias=True, exclude_none=True, mode="json"), new)
-
-
-def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The RFC 7386 merge patch that turns ``old`` into ``new``: a key that is gone becomes
-    ``None`` at any depth (e.g. ``submission.sentAt`` when a claim is released); lists and
-    scalars are replaced whole."""
-    patch: dict[str, Any] = {k: None for k in old.keys() - new.keys()}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, dict) and isinstance(before, dict):
-            inner = merge_patch(before, value)
-            if inner:
-                patch[key] = inner
-        elif before != value:
-            patch[key] = value
-    return patch
+        """The status as a merge patch; only what changed since ``since`` (``base.model_patch``)."""
+        return model_patch(self, since)

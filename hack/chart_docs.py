@@ -1,0 +1,91 @@
+"""The Helm chart's generated parts (``make docs``): copies of the repository's CRDs, its version,
+its alert rules, and the values table of its README. tests/unit/test_generated.py keeps them
+current, so the chart and kustomize (deploy/) never install different things.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dli_operator import __version__
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "deploy" / "helm" / "dli-operator"
+PEERING = REPO / "deploy" / "base" / "peering.yaml"
+RULES = REPO / "deploy" / "components" / "monitoring" / "prometheusrule.yaml"
+CHART_RULES = CHART / "files" / "prometheus-rules.yaml"
+RULES_HEADER = """\
+# spec of the chart's PrometheusRule (metrics.rules.enabled), copied by `make docs` from
+# deploy/components/monitoring/prometheusrule.yaml: the chart and kustomize alert alike.
+"""
+PEERING_HEADER = """\
+# kopf's peering CRDs, copied by `make docs` from deploy/base/peering.yaml. In crds/ on purpose:
+# Helm installs them once and never deletes them, since other kopf operators may share them.
+"""
+
+
+def generated_files() -> dict[Path, str]:
+    """Every file of the chart that is derived from the repository, with its content."""
+    files = {
+        CHART / "files" / "crds" / path.name: path.read_text()
+        for path in sorted((REPO / "crds").glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+    }
+    peering = [d for d in yaml.safe_load_all(PEERING.read_text()) if d]
+    files[CHART / "crds" / "kopf-peering.yaml"] = PEERING_HEADER + yaml.safe_dump_all(
+        peering, sort_keys=False
+    )
+    if RULES.exists():  # deploy/components/monitoring (docs/observability.md)
+        spec = yaml.safe_load(RULES.read_text())["spec"]
+        files[CHART_RULES] = RULES_HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)
+    chart_yaml = CHART / "Chart.yaml"
+    files[chart_yaml] = with_version(chart_yaml.read_text(), __version__)
+    readme = CHART / "README.md"
+    files[readme] = with_values_table(readme.read_text())
+    return files
+
+
+def with_version(chart_yaml: str, version: str) -> str:
+    """Chart.yaml with ``version`` and ``appVersion`` set to the operator's version."""
+    text = re.sub(r"(?m)^version: .*$", f"version: {version}", chart_yaml)
+    return re.sub(r"(?m)^appVersion: .*$", f'appVersion: "{version}"', text)
+
+
+def with_values_table(readme: str) -> str:
+    pattern = re.compile(r"(<!-- BEGIN values -->\n).*?(<!-- END values -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + values_table() + m.group(2), readme)
+
+
+def values_table() -> str:
+    """One row per value: key, type, default (values.yaml), description (values.schema.json)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    rows = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
+    for key, node in leaves(schema):
+        default = json.dumps(lookup(defaults, key))
+        allowed = f" One of: {', '.join(f'`{v}`' for v in node['enum'])}." if "enum" in node else ""
+        text = node.get("description", "") + allowed
+        rows.append(f"| `{key}` | {node.get('type', '')} | `{default}` | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+def leaves(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Schema nodes that are values (not groups of values), depth first, in schema order."""
+    for name, node in schema.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        if node.get("type") == "object" and "properties" in node:
+            yield from leaves(node, key + ".")
+        else:
+            yield key, node
+
+
+def lookup(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        values = values[part]
+    return values
