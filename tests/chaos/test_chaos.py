@@ -245,12 +245,14 @@ def test_a_dli_storm_with_many_jobs_in_flight(
     jobs.apply_many(mixed_jobs(rng, count, prefix="storm"))
     started(ops, audit, start_operator())
     time.sleep(storm)
-    outcomes = emulator.outcomes()
+    outcomes, hits = emulator.outcomes(), fault_hits(emulator)
     emulator.clear_faults()
     finish(
         audit, ops, record, "dli-storm", count, began, timeout=scaled(180, 900),
-        notes=f"{count} jobs, {storm}s of storm; answers during it: {_summary(outcomes)}",
+        notes=f"{count} jobs, {storm}s of storm; answers during it: {_summary(outcomes)}; "
+        f"faults hit: {hits}",
     )  # fmt: skip
+    assert all(hits.values()), f"a fault of the storm never hit: {hits}"
 
 
 def test_hostile_replies_with_many_jobs_in_flight(
@@ -275,13 +277,14 @@ def test_hostile_replies_with_many_jobs_in_flight(
     env = {"DLI_OPERATOR_DLI__REQUEST_DEADLINE_SECONDS": "10"}
     started(ops, audit, start_operator(env=env))
     time.sleep(storm)
-    outcomes = emulator.outcomes()
+    hits = fault_hits(emulator)
     emulator.clear_faults()
     finish(
         audit, ops, record, "hostile-replies", count, began, timeout=scaled(180, 600),
         notes=f"{count} jobs, {storm}s of mangled, error-bodied and dripping replies "
-        f"(request deadline 10s); answers during it: {_summary(outcomes)}",
+        f"(request deadline 10s); faults hit: {hits}",
     )  # fmt: skip
+    assert all(hits.values()), f"a hostile reply was never sent: {hits}"
 
 
 def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_heals(
@@ -389,6 +392,20 @@ def _submitted_reason(status: dict[str, Any]) -> str | None:
 
 def _denied(emulator: ChaosEmulator) -> int:
     return sum(counts.get("401", 0) for counts in emulator.outcomes().values())
+
+
+def fault_hits(emulator: ChaosEmulator) -> dict[str, int]:
+    """How many calls each rate-spread rule answered so far (rules start at ``MANY``)."""
+    hits: dict[str, int] = {}
+    for rule in emulator._call("GET", "/_emulator/faults")["faults"]:
+        if rule.get("times") is None:  # a throttle without a bound: no count kept
+            continue
+        what = rule["action"] + " " + rule["operation"]
+        what += "".join(f" {k}" for k in (rule.get("remove") or [])) + "".join(
+            f" {k}=null" for k in (rule.get("set") or {})
+        )
+        hits[what] = hits.get(what, 0) + MANY - int(rule["times"])
+    return hits
 
 
 def _summary(outcomes: dict[str, dict[str, int]]) -> str:

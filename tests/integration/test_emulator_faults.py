@@ -250,6 +250,12 @@ async def test_a_mangled_reply_loses_or_nulls_fields_in_it_and_in_each_session(
     assert (await dli.get("/batches")).json()["total"] == 2, "the fault was used up"
 
 
+async def test_a_listed_rule_is_spelled_as_it_was_scripted(control: httpx.AsyncClient) -> None:
+    spec = {"operation": "list", "action": "mangle", "set": {"state": None}, "rate": 0.5}
+    listed = (await script(control, spec))["faults"][0]
+    assert {k: listed[k] for k in spec} == spec
+
+
 @pytest.mark.parametrize(
     ("spec", "named"),
     [

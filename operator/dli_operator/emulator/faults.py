@@ -147,8 +147,16 @@ class Faults:
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"action": "throttle", **asdict(t)} for t in self.throttles] + [
-            asdict(rule) for rule in self.rules
+            _described(rule) for rule in self.rules
         ]
+
+
+def _described(rule: Rule) -> dict[str, Any]:
+    # Spelled as a script spells it, so a listed rule can be posted back.
+    fields = asdict(rule)
+    fields["set"] = fields.pop("assign")
+    fields["chunkBytes"] = fields.pop("chunk_bytes")
+    return fields
 
 
 def _operation(spec: Mapping[str, Any]) -> str:
