@@ -343,7 +343,7 @@ def install_peering(kube, namespace: str) -> None:
 
 def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:
     secret = {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1", "kind": "Secret", "type": "dli.dev/credentials",
         "metadata": {"name": "chaos-creds", "namespace": namespace},
         "stringData": {"accessKey": access_key, "secretKey": secret_key},
     }  # fmt: skip
