@@ -63,6 +63,13 @@ def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def overlay_policy() -> dict[str, str]:
+    """The DLI_OPERATOR_POLICY__* settings the prod overlay's operator.env gives the operator."""
+    lines = (PROD / "operator.env").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.startswith("DLI_OPERATOR_POLICY__"))
+    return dict(pairs)
+
+
 def test_one_apply_of_the_prod_overlay_works_on_an_empty_cluster(
     empty_cluster: Kube, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -78,6 +85,8 @@ def test_one_apply_of_the_prod_overlay_works_on_an_empty_cluster(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
     env.update(
         FAST,
+        # The overlay's own policy (operator.env): it admits dli-jobs to the default credentials.
+        **overlay_policy(),
         KUBECONFIG=str(kube.with_token(token, "dli-operator").kubeconfig),
         DLI_OPERATOR_DLI__ENDPOINT=emulator.url,
         DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",
