@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import config
-from tests.conftest import Kube
+from tests.conftest import Kube, local_cluster
 from tests.e2e.conftest import CLI, FAST, PROJECT_ID, Emulator, Jobs
 
 from dli_operator import controlplane
@@ -32,14 +31,8 @@ CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.ko
 
 @pytest.fixture(scope="module")
 def empty_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    workdir = tmp_path_factory.mktemp("fresh-control-plane")
-    plane = controlplane.start(workdir)
-    api = config.new_client_from_config(str(plane.kubeconfig))
-    try:
-        yield Kube(plane.kubeconfig, api)
-    finally:
-        api.close()
-        controlplane.stop(workdir)
+    with local_cluster(tmp_path_factory.mktemp("fresh-control-plane")) as cluster:
+        yield cluster
 
 
 def deployment_args(kube: Kube) -> list[str]:
