@@ -8,6 +8,7 @@ controller-manager a deleted namespace stays Terminating forever.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -101,14 +102,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.chaos)
 
 
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    """The session's cluster: a fresh local control plane, or ``DLI_TEST_KUBECONFIG``."""
-    if external := os.environ.get("DLI_TEST_KUBECONFIG"):
-        kubeconfig = Path(external)
-        yield Kube(kubeconfig, config.new_client_from_config(str(kubeconfig)))
-        return
-    workdir = tmp_path_factory.mktemp("control-plane")
+@contextlib.contextmanager
+def local_cluster(workdir: Path) -> Iterator[Kube]:
+    """A fresh local control plane under ``workdir``, stopped on exit."""
     plane = controlplane.start(workdir)
     api = config.new_client_from_config(str(plane.kubeconfig))
     try:
@@ -116,6 +112,17 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     finally:
         api.close()
         controlplane.stop(workdir)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    """The session's cluster: a fresh local control plane, or ``DLI_TEST_KUBECONFIG``."""
+    if external := os.environ.get("DLI_TEST_KUBECONFIG"):
+        kubeconfig = Path(external)
+        yield Kube(kubeconfig, config.new_client_from_config(str(kubeconfig)))
+        return
+    with local_cluster(tmp_path_factory.mktemp("control-plane")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -87,6 +87,7 @@ def test_the_chart_installs_an_operator_that_reconciles_a_job(
     settings = {f"config.{k}": v for k, v in FAST.items()} | {
         "watchNamespaces[0]": namespace,
         "secretReaderNamespaces[0]": namespace,
+        "policy.defaultCredentialsNamespaces[0]": namespace,
         "dli.endpoint": emulator.url,
         "dli.projectId": PROJECT_ID,
         "credentials.mode": "values",

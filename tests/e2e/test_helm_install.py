@@ -17,11 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import config
-from tests.conftest import Kube
+from tests.conftest import Kube, local_cluster
 from tests.unit.test_chart import CHART, helm_binary
-
-from dli_operator import controlplane
 
 RELEASE, NS = "dli", "dli-operator-system"
 CRD = "dlibatchjobs.dli.dev"
@@ -30,14 +27,8 @@ MARK = "Changed by an upgrade."
 
 @pytest.fixture(scope="module")
 def empty_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    workdir = tmp_path_factory.mktemp("helm-control-plane")
-    plane = controlplane.start(workdir)
-    api = config.new_client_from_config(str(plane.kubeconfig))
-    try:
-        yield Kube(plane.kubeconfig, api)
-    finally:
-        api.close()
-        controlplane.stop(workdir)
+    with local_cluster(tmp_path_factory.mktemp("helm-control-plane")) as cluster:
+        yield cluster
 
 
 def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +55,12 @@ def test_helm_installs_upgrades_the_crd_and_uninstalls_keeping_it(
     names = kube.kubectl("get", "crd", "-o", "name").stdout.split()
     assert sorted(names) == sorted(
         f"customresourcedefinition.apiextensions.k8s.io/{n}"
-        for n in (CRD, "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+        for n in (
+            CRD,
+            "scheduleddlibatchjobs.dli.dev",
+            "clusterkopfpeerings.kopf.dev",
+            "kopfpeerings.kopf.dev",
+        )
     )
     assert kube.kubectl("get", "deployment", "dli-dli-operator", "-n", NS).returncode == 0
 

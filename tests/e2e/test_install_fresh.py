@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import config
-from tests.conftest import Kube
+from tests.conftest import Kube, local_cluster
 from tests.e2e.conftest import CLI, FAST, PROJECT_ID, Emulator, Jobs
 
 from dli_operator import controlplane
@@ -32,14 +31,8 @@ CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.ko
 
 @pytest.fixture(scope="module")
 def empty_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    workdir = tmp_path_factory.mktemp("fresh-control-plane")
-    plane = controlplane.start(workdir)
-    api = config.new_client_from_config(str(plane.kubeconfig))
-    try:
-        yield Kube(plane.kubeconfig, api)
-    finally:
-        api.close()
-        controlplane.stop(workdir)
+    with local_cluster(tmp_path_factory.mktemp("fresh-control-plane")) as cluster:
+        yield cluster
 
 
 def deployment_args(kube: Kube) -> list[str]:
@@ -63,6 +56,13 @@ def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def overlay_policy() -> dict[str, str]:
+    """The DLI_OPERATOR_POLICY__* settings the prod overlay's operator.env gives the operator."""
+    lines = (PROD / "operator.env").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line.startswith("DLI_OPERATOR_POLICY__"))
+    return dict(pairs)
+
+
 def test_one_apply_of_the_prod_overlay_works_on_an_empty_cluster(
     empty_cluster: Kube, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -78,6 +78,8 @@ def test_one_apply_of_the_prod_overlay_works_on_an_empty_cluster(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
     env.update(
         FAST,
+        # The overlay's own policy (operator.env): it admits dli-jobs to the default credentials.
+        **overlay_policy(),
         KUBECONFIG=str(kube.with_token(token, "dli-operator").kubeconfig),
         DLI_OPERATOR_DLI__ENDPOINT=emulator.url,
         DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",

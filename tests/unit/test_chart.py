@@ -141,8 +141,14 @@ def test_the_full_set_renders_every_option() -> None:
     assert priority["name"] == "DLI_OPERATOR_PEERING__PRIORITY"
     assert "pod-index" in priority["valueFrom"]["fieldRef"]["fieldPath"]
     assert pod["serviceAccountName"] == "dli-operator-sa"
-    assert [v["name"] for v in pod["volumes"]] == ["tmp", "ca"]
-    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp", "/etc/dli-ca"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "dli-token", "ca"]
+    token = pod["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]
+    assert (token["audience"], token["path"]) == ("dli.dev", "token")
+    assert [m["mountPath"] for m in main["volumeMounts"]] == [
+        "/tmp",
+        "/var/run/secrets/dli.dev/serviceaccount",
+        "/etc/dli-ca",
+    ]
     # Settings and credentials are read at start: a change to either rolls the pods.
     annotations = workload["spec"]["template"]["metadata"]["annotations"]
     assert {"checksum/config", "checksum/credentials"} <= set(annotations)
@@ -150,6 +156,17 @@ def test_the_full_set_renders_every_option() -> None:
     assert config["DLI_OPERATOR_DLI__ENDPOINT"] == "http://dli-emulator:8099"
     assert config["DLI_OPERATOR_RECONCILE__RETRY_BACKOFF_SECONDS"] == "20"
     assert config["DLI_OPERATOR_METRICS__PORT"] == "9100"
+    # The tenancy policy and the workload identity, as the operator reads them (settings.py).
+    assert config["DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES"] == "team-a,team-b"
+    assert config["DLI_OPERATOR_POLICY__NAMESPACE_PROJECTS"] == (
+        '{"team-a":["0123456789abcdef0123456789abcdef"]}'
+    )
+    assert config["DLI_OPERATOR_IDENTITY__SOURCE"] == "oidc"
+    assert config["DLI_OPERATOR_IDENTITY__IDP_ID"] == "cce-cluster"
+    assert (
+        config["DLI_OPERATOR_IDENTITY__TOKEN_FILE"]
+        == "/var/run/secrets/dli.dev/serviceaccount/token"
+    )
     # Served namespaces only: the job rules are bound there, not cluster-wide.
     bindings = {
         (d["metadata"]["namespace"], d["roleRef"]["name"])
