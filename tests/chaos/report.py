@@ -1,9 +1,11 @@
 """The results table of docs/reliability.md, from the chaos suite's JSON figures.
 
     python tests/chaos/report.py [.local/chaos/full.json] [--update docs/reliability.md]
+                                 [--section full|short]
 
 Prints a Markdown table; with ``--update``, replaces the text between the
-``<!-- chaos-results:begin -->`` and ``<!-- chaos-results:end -->`` markers of that file.
+``<!-- chaos-results:SECTION:begin -->`` and ``<!-- chaos-results:SECTION:end -->`` markers of
+that file (SECTION: ``full`` unless given).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-BEGIN, END = "<!-- chaos-results:begin -->", "<!-- chaos-results:end -->"
+MARKER = "<!-- chaos-results:{section}:{end} -->"
 ORDER = [
     "sigkill", "ha", "kube-apiserver-restart", "etcd-restart", "emulator-restart",
     "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
@@ -45,22 +47,25 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return text
 
 
-def update(document: Path, text: str) -> None:
+def update(document: Path, text: str, section: str) -> None:
+    begin = MARKER.format(section=section, end="begin")
+    end = MARKER.format(section=section, end="end")
     content = document.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(content):
-        raise SystemExit(f"{document} has no {BEGIN} ... {END} markers")
-    document.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}{END}", content))
+        raise SystemExit(f"{document} has no {begin} ... {end} markers")
+    document.write_text(pattern.sub(lambda _: f"{begin}\n{text}{end}", content))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, default=REPO / ".local/chaos/full.json")
     parser.add_argument("--update", type=Path, help="the Markdown file to update in place")
+    parser.add_argument("--section", default="full", help="which results section to replace")
     args = parser.parse_args()
     text = table(json.loads(args.results.read_text()))
     if args.update:
-        update(args.update, text)
+        update(args.update, text, args.section)
     print(text, end="")
 
 
