@@ -212,6 +212,9 @@ class Audit:
             held.setdefault(key, []).append({**batch, "attempt": int(attempt)})
         for key, item in owners.items():
             self._one(found, key, item, held.get(key, []))
+        if found.duplicates and self.logs:  # what a maintainer needs to see why
+            events = self.kube.kubectl("get", "events", "-n", self.namespace, "-o", "json")
+            (self.logs[0].parent / "events.json").write_text(events.stdout)
         found.operator_exits = _unasked_exits(operators) - expected_exits
         found.secret_hits = self._secret_hits(found)
         return found
@@ -229,7 +232,9 @@ class Audit:
         extra = len(numbers) - len(set(numbers))
         if extra:
             found.duplicates += extra
-            found.problems.append(f"{name}: attempts posted twice: {sorted(numbers)}")
+            found.problems.append(
+                f"{name}: attempts posted twice: {sorted(numbers)}; {_why(status)}"
+            )
         recorded = {(a.get("attempt"), a.get("batchId")) for a in status.get("attempts") or []}
         in_dli = {(b["attempt"], b["id"]) for b in held}
         unrecorded = {n for n, _ in in_dli} - {n for n, _ in recorded}
@@ -268,6 +273,14 @@ class Audit:
                     hits += count
                     found.problems.append(f"{count} x {secret[:4]}... in {where}")
         return hits
+
+
+def _why(status: dict[str, Any]) -> str:
+    """How the job says it got its batch: the Submitted condition and the attempts' reasons."""
+    conditions = status.get("conditions") or []
+    submitted = next((c for c in conditions if c.get("type") == "Submitted"), {})
+    reasons = [a.get("reason") for a in status.get("attempts") or []]
+    return f"Submitted {submitted.get('reason')}: {submitted.get('message')}; attempts {reasons}"
 
 
 def _uid8(item: dict[str, Any]) -> str:
