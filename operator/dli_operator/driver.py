@@ -358,7 +358,7 @@ class Driver:
                 sending=sending,
             )
             new = (None if sending else self._queued(new, dli)) or new
-            job = await self._write(job, new, announce, conditional=True)
+            job = await self._write(job, new, announce)
             if sending:
                 self._claimed(uid, job.status.submission)
             return await self._post(job, action, dli, announce, owned=owned, noticed=True)
@@ -439,7 +439,7 @@ class Driver:
         if claim and claim.holds(sub) and time.monotonic() - claim.at < CLAIM_SECONDS / 2:
             return job
         new = reconcile.claimed(job.status, _token(), self.clock())
-        job = await self._write(job, new, announce, conditional=True)
+        job = await self._write(job, new, announce)
         self._claimed(uid, job.status.submission)
         return job
 
@@ -452,7 +452,7 @@ class Driver:
             assert new.submission is not None
             new.submission.sent_at = None
             try:
-                await self._write(job, new, announce, conditional=True)
+                await self._write(job, new, announce)
             except (Conflict, KubeApiError) as exc:
                 logger.info("could not release the claim on %s: %s", job.metadata.name, exc)
         return self.interval
@@ -590,17 +590,14 @@ class Driver:
     # --- status -----------------------------------------------------------------------------
 
     async def _write(
-        self,
-        job: DliBatchJob,
-        new: DliBatchJobStatus,
-        announce: Announce,
-        *,
-        conditional: bool = False,
+        self, job: DliBatchJob, new: DliBatchJobStatus, announce: Announce
     ) -> DliBatchJob:
         """Store ``new`` through the status subresource (only what changed) and announce it.
 
-        ``conditional``: only if the object is still the version ``job`` was read at (the
-        resourceVersion precondition); raises Conflict if another process changed it since.
+        Every write is conditional: only if the object is still the version ``job`` was read
+        at (the resourceVersion precondition), else Conflict. A status computed from an older
+        view (a replica that lost the job, a stale watch) can never move an attempt backwards;
+        the chaos suite saw exactly that post an attempt twice (docs/reliability.md).
         """
         new.observed_generation = job.metadata.generation
         new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
@@ -608,10 +605,9 @@ class Driver:
         if not patch:
             return job
         meta = job.metadata
-        expected = meta.resource_version if conditional else None
         try:
             stored = await self.runtime.kube.patch_status(
-                meta.namespace or "", meta.name, patch, resource_version=expected
+                meta.namespace or "", meta.name, patch, resource_version=meta.resource_version
             )
         except KubeApiError as exc:
             if exc.status == 409:
@@ -628,24 +624,26 @@ class Driver:
         )
 
     def _latest(self, job: DliBatchJob) -> DliBatchJob:
-        """The job with the status this process stored last (a step may fail midway)."""
-        mine = self.ledger.written.get(job.metadata.uid or "")
-        return job.model_copy(update={"status": mine[1].model_copy(deep=True)}) if mine else job
+        """The job with the status this process stored last, if newer (a step may fail midway)."""
+        return self._mine_if_newer(job, _number(job.metadata.resource_version)) or job
 
     def _freshest(self, job: DliBatchJob, body: Mapping[str, Any]) -> DliBatchJob:
         """The job with the newest status: kopf's body, or what this process wrote since."""
-        uid = job.metadata.uid or ""
-        mine = self.ledger.written.get(uid)
-        seen = _version(body)
-        if mine and (seen is None or mine[0] > seen):
-            meta = job.metadata.model_copy(update={"resource_version": str(mine[0])})
-            return job.model_copy(
-                update={"status": mine[1].model_copy(deep=True), "metadata": meta}
-            )
+        mine = self._mine_if_newer(job, _version(body))
+        if mine is not None:
+            return mine
         try:
             return DliBatchJob.from_body(body)
         except ValidationError:
             return job
+
+    def _mine_if_newer(self, job: DliBatchJob, seen: int | None) -> DliBatchJob | None:
+        """``job`` with the status (and version) this process wrote, if newer than ``seen``."""
+        mine = self.ledger.written.get(job.metadata.uid or "")
+        if mine is None or (seen is not None and seen >= mine[0]):
+            return None
+        meta = job.metadata.model_copy(update={"resource_version": str(mine[0])})
+        return job.model_copy(update={"status": mine[1].model_copy(deep=True), "metadata": meta})
 
     def _parse(self, body: Mapping[str, Any], announce: Announce) -> DliBatchJob | None:
         try:
@@ -689,9 +687,12 @@ def _recovery(job: DliBatchJob) -> tuple[bool, int]:
 
 
 def _version(body: Mapping[str, Any]) -> int | None:
+    return _number((body.get("metadata") or {}).get("resourceVersion"))
+
+
+def _number(value: object) -> int | None:
     # resourceVersion is opaque by contract, but the apiserver hands out etcd revisions; if it
     # ever is not a number, the stored object simply always wins.
-    value = (body.get("metadata") or {}).get("resourceVersion")
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
