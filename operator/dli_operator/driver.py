@@ -56,6 +56,7 @@ QUEUE_NOTICE_SECONDS = 2.0
 # A claim older than this is never used for a POST: the process claims again. Bounds how late
 # a create can leave after the stored ``sentAt`` (a process stalled between claim and call).
 CLAIM_SECONDS = 10.0
+PLURAL = "dlibatchjobs"
 # After a conditional write lost a race, look again this soon (kopf's body catches up).
 CONFLICT_RETRY_SECONDS = 1.0
 # Reasons whose conditions are errors: announced as Warning Events when they appear.
@@ -594,10 +595,9 @@ class Driver:
     ) -> DliBatchJob:
         """Store ``new`` through the status subresource (only what changed) and announce it.
 
-        Every write is conditional: only if the object is still the version ``job`` was read
-        at (the resourceVersion precondition), else Conflict. A status computed from an older
-        view (a replica that lost the job, a stale watch) can never move an attempt backwards;
-        the chaos suite saw exactly that post an attempt twice (docs/reliability.md).
+        Every write is conditional on the status it was computed from: a status computed from
+        an older view (a replica that lost the job, a stale watch) can never move an attempt
+        backwards; the chaos suite saw exactly that post an attempt twice (docs/reliability.md).
         """
         new.observed_generation = job.metadata.generation
         new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
@@ -605,14 +605,7 @@ class Driver:
         if not patch:
             return job
         meta = job.metadata
-        try:
-            stored = await self.runtime.kube.patch_status(
-                meta.namespace or "", meta.name, patch, resource_version=meta.resource_version
-            )
-        except KubeApiError as exc:
-            if exc.status == 409:
-                raise Conflict(str(exc)) from exc
-            raise
+        stored = await self._patch_if_unchanged(job, patch)
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
@@ -622,6 +615,31 @@ class Driver:
         return job.model_copy(
             update={"status": new, "metadata": meta.model_copy(update={"resource_version": rv})}
         )
+
+    async def _patch_if_unchanged(self, job: DliBatchJob, patch: dict[str, Any]) -> dict[str, Any]:
+        """PATCH the status only if it is still ``job.status``; else raise Conflict.
+
+        The resourceVersion precondition makes it atomic. It is object-wide, though, and kopf's
+        own patches (finalizer, annotations) move it too: on a 409 the object is read again,
+        and if only its metadata changed the patch is sent once more at the new version.
+        """
+        meta, kube = job.metadata, self.runtime.kube
+        namespace = meta.namespace or ""
+        version = meta.resource_version
+        for _ in range(2):
+            try:
+                return await kube.patch_status(
+                    namespace, meta.name, patch, resource_version=version
+                )
+            except KubeApiError as exc:
+                if exc.status != 409:
+                    raise
+            current = await kube.get_object(PLURAL, namespace, meta.name)
+            stored = DliBatchJobStatus.model_validate((current or {}).get("status") or {})
+            if current is None or stored.to_patch() != job.status.to_patch():
+                break
+            version = (current.get("metadata") or {}).get("resourceVersion")
+        raise Conflict(f"{namespace}/{meta.name}: the status changed since it was read")
 
     def _latest(self, job: DliBatchJob) -> DliBatchJob:
         """The job with the status this process stored last, if newer (a step may fail midway)."""

@@ -120,6 +120,15 @@ class FakeKube(KubeApi):
     async def namespace_terminating(self, namespace: str) -> bool:
         return namespace in self.terminating
 
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        stored = self.objects.get(name)
+        return copy.deepcopy(stored) if stored is not None else None
+
+    def touch(self, name: str) -> None:
+        """What kopf's own patches (finalizer, annotations) do: a new version, same status."""
+        self.version += 1
+        self.objects[name]["metadata"]["resourceVersion"] = str(self.version)
+
     async def aclose(self) -> None:
         pass
 
@@ -1237,3 +1246,16 @@ async def test_ha_handover_a_replica_with_a_stale_view_never_moves_an_attempt_ba
         await op.step()
     names = sorted(job["name"].rsplit("-", 1)[1] for job in await op.jobs())
     assert names == sorted(set(names)), f"an attempt was posted twice: {names}"
+
+
+async def test_kopfs_own_metadata_patches_do_not_fail_a_status_write(op: Harness) -> None:
+    op.create(conf={"spark.dli.emulator.runSeconds": "300"})
+    await op.step()
+    await op.later(2)
+    await op.step()
+    op.edit(suspend=True)
+    body = op.kube.body("etl")
+    op.kube.touch("etl")  # kopf stores its annotations while the step runs
+    await op.driver.step(body, op.announce)
+    assert op.status()["phase"] == "Suspended"
+    assert (await op.calls())["cancel"] == 1, "one cancel, stored at once"
