@@ -56,6 +56,7 @@ QUEUE_NOTICE_SECONDS = 2.0
 # A claim older than this is never used for a POST: the process claims again. Bounds how late
 # a create can leave after the stored ``sentAt`` (a process stalled between claim and call).
 CLAIM_SECONDS = 10.0
+PLURAL = "dlibatchjobs"
 # After a conditional write lost a race, look again this soon (kopf's body catches up).
 CONFLICT_RETRY_SECONDS = 1.0
 # Reasons whose conditions are errors: announced as Warning Events when they appear.
@@ -358,7 +359,7 @@ class Driver:
                 sending=sending,
             )
             new = (None if sending else self._queued(new, dli)) or new
-            job = await self._write(job, new, announce, conditional=True)
+            job = await self._write(job, new, announce)
             if sending:
                 self._claimed(uid, job.status.submission)
             return await self._post(job, action, dli, announce, owned=owned, noticed=True)
@@ -439,7 +440,7 @@ class Driver:
         if claim and claim.holds(sub) and time.monotonic() - claim.at < CLAIM_SECONDS / 2:
             return job
         new = reconcile.claimed(job.status, _token(), self.clock())
-        job = await self._write(job, new, announce, conditional=True)
+        job = await self._write(job, new, announce)
         self._claimed(uid, job.status.submission)
         return job
 
@@ -452,7 +453,7 @@ class Driver:
             assert new.submission is not None
             new.submission.sent_at = None
             try:
-                await self._write(job, new, announce, conditional=True)
+                await self._write(job, new, announce)
             except (Conflict, KubeApiError) as exc:
                 logger.info("could not release the claim on %s: %s", job.metadata.name, exc)
         return self.interval
@@ -590,17 +591,13 @@ class Driver:
     # --- status -----------------------------------------------------------------------------
 
     async def _write(
-        self,
-        job: DliBatchJob,
-        new: DliBatchJobStatus,
-        announce: Announce,
-        *,
-        conditional: bool = False,
+        self, job: DliBatchJob, new: DliBatchJobStatus, announce: Announce
     ) -> DliBatchJob:
         """Store ``new`` through the status subresource (only what changed) and announce it.
 
-        ``conditional``: only if the object is still the version ``job`` was read at (the
-        resourceVersion precondition); raises Conflict if another process changed it since.
+        Every write is conditional on the status it was computed from: a status computed from
+        an older view (a replica that lost the job, a stale watch) can never move an attempt
+        backwards; the chaos suite saw exactly that post an attempt twice (docs/reliability.md).
         """
         new.observed_generation = job.metadata.generation
         new = health.summarize(new, self.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
@@ -608,15 +605,7 @@ class Driver:
         if not patch:
             return job
         meta = job.metadata
-        expected = meta.resource_version if conditional else None
-        try:
-            stored = await self.runtime.kube.patch_status(
-                meta.namespace or "", meta.name, patch, resource_version=expected
-            )
-        except KubeApiError as exc:
-            if exc.status == 409:
-                raise Conflict(str(exc)) from exc
-            raise
+        stored = await self._patch_if_unchanged(job, patch)
         version = _version(stored)
         if meta.uid and version is not None:
             self.ledger.written[meta.uid] = (version, new)
@@ -627,25 +616,52 @@ class Driver:
             update={"status": new, "metadata": meta.model_copy(update={"resource_version": rv})}
         )
 
+    async def _patch_if_unchanged(self, job: DliBatchJob, patch: dict[str, Any]) -> dict[str, Any]:
+        """PATCH the status only if it is still ``job.status``; else raise Conflict.
+
+        The resourceVersion precondition makes it atomic. It is object-wide, though, and kopf's
+        own patches (finalizer, annotations) move it too: on a 409 the object is read again,
+        and if only its metadata changed the patch is sent once more at the new version.
+        """
+        meta, kube = job.metadata, self.runtime.kube
+        namespace = meta.namespace or ""
+        version = meta.resource_version
+        for _ in range(2):
+            try:
+                return await kube.patch_status(
+                    namespace, meta.name, patch, resource_version=version
+                )
+            except KubeApiError as exc:
+                if exc.status != 409:
+                    raise
+            current = await kube.get_object(PLURAL, namespace, meta.name)
+            stored = DliBatchJobStatus.model_validate((current or {}).get("status") or {})
+            if current is None or stored.to_patch() != job.status.to_patch():
+                break
+            version = (current.get("metadata") or {}).get("resourceVersion")
+        raise Conflict(f"{namespace}/{meta.name}: the status changed since it was read")
+
     def _latest(self, job: DliBatchJob) -> DliBatchJob:
-        """The job with the status this process stored last (a step may fail midway)."""
-        mine = self.ledger.written.get(job.metadata.uid or "")
-        return job.model_copy(update={"status": mine[1].model_copy(deep=True)}) if mine else job
+        """The job with the status this process stored last, if newer (a step may fail midway)."""
+        return self._mine_if_newer(job, _number(job.metadata.resource_version)) or job
 
     def _freshest(self, job: DliBatchJob, body: Mapping[str, Any]) -> DliBatchJob:
         """The job with the newest status: kopf's body, or what this process wrote since."""
-        uid = job.metadata.uid or ""
-        mine = self.ledger.written.get(uid)
-        seen = _version(body)
-        if mine and (seen is None or mine[0] > seen):
-            meta = job.metadata.model_copy(update={"resource_version": str(mine[0])})
-            return job.model_copy(
-                update={"status": mine[1].model_copy(deep=True), "metadata": meta}
-            )
+        mine = self._mine_if_newer(job, _version(body))
+        if mine is not None:
+            return mine
         try:
             return DliBatchJob.from_body(body)
         except ValidationError:
             return job
+
+    def _mine_if_newer(self, job: DliBatchJob, seen: int | None) -> DliBatchJob | None:
+        """``job`` with the status (and version) this process wrote, if newer than ``seen``."""
+        mine = self.ledger.written.get(job.metadata.uid or "")
+        if mine is None or (seen is not None and seen >= mine[0]):
+            return None
+        meta = job.metadata.model_copy(update={"resource_version": str(mine[0])})
+        return job.model_copy(update={"status": mine[1].model_copy(deep=True), "metadata": meta})
 
     def _parse(self, body: Mapping[str, Any], announce: Announce) -> DliBatchJob | None:
         try:
@@ -689,9 +705,12 @@ def _recovery(job: DliBatchJob) -> tuple[bool, int]:
 
 
 def _version(body: Mapping[str, Any]) -> int | None:
+    return _number((body.get("metadata") or {}).get("resourceVersion"))
+
+
+def _number(value: object) -> int | None:
     # resourceVersion is opaque by contract, but the apiserver hands out etcd revisions; if it
     # ever is not a number, the stored object simply always wins.
-    value = (body.get("metadata") or {}).get("resourceVersion")
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
