@@ -150,11 +150,11 @@ class Driver:
         self.blocked_retry = settings.reconcile.blocked_retry_seconds
         self.abandon_after = settings.reconcile.abandon_after_seconds
         # The latest a create can still turn into a DLI job after its stored sentAt: the claim's
-        # lifetime, the longest one call may take, and DLI's late-create margin.
+        # lifetime, the longest one call may take (its total deadline), and DLI's late-create
+        # margin.
         self.settle_seconds = (
             CLAIM_SECONDS
-            + settings.dli.connect_timeout_seconds
-            + settings.dli.read_timeout_seconds
+            + settings.dli.request_deadline_seconds
             + settings.reconcile.late_create_margin_seconds
         )
 

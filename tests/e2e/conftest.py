@@ -36,7 +36,9 @@ FAST = {
     "DLI_OPERATOR_RECONCILE__SECRET_CACHE_SECONDS": "0",
     "DLI_OPERATOR_RECONCILE__BLOCKED_RETRY_SECONDS": "2",
     "DLI_OPERATOR_DLI__READ_TIMEOUT_SECONDS": "3",
-    # A create whose outcome is unknown is sent again after 10 + 5 + 3 + 2 = 20 s, not minutes.
+    # A create whose outcome is unknown is sent again after 10 + 10 + 2 = 22 s (claim, request
+    # deadline, late-create margin), not minutes.
+    "DLI_OPERATOR_DLI__REQUEST_DEADLINE_SECONDS": "10",
     "DLI_OPERATOR_RECONCILE__LATE_CREATE_MARGIN_SECONDS": "2",
     "DLI_OPERATOR_DLI__REQUESTS_PER_SECOND": "200",
     "DLI_OPERATOR_DLI__BURST": "200",
