@@ -133,8 +133,6 @@ class Policy:
 class Submit:
     attempt: int
     job_name: str
-    lookup: bool
-    """True when an intent was stored before: the job may exist in DLI already."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def plan(job: DliBatchJob, *, now: datetime, policy: Policy, deleting: bool = Fa
         return Nothing("finished")
     if status.submission is not None:
         sub = status.submission
-        return Submit(sub.attempt, sub.job_name, lookup=True)
+        return Submit(sub.attempt, sub.job_name)
     active = active_batch(status)
     if deleting:
         return Cancel(active, Reason.DELETED) if active else Nothing("nothing running")
@@ -203,7 +201,7 @@ def _next_submission(job: DliBatchJob, *, now: datetime, policy: Policy) -> Acti
         due = retry_due(job, policy)
         if due is not None and now < due:
             return Wait(due)
-    return Submit(attempt, job_name_for(job, attempt), lookup=False)
+    return Submit(attempt, job_name_for(job, attempt))
 
 
 def active_batch(status: DliBatchJobStatus) -> str | None:

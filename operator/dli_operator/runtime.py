@@ -153,10 +153,6 @@ class Runtime:
             await self._identity.aclose()
         await self.kube.aclose()
 
-    async def dli_for(self, namespace: str, spec: DliBatchJobSpec) -> Dli:
-        """The client, limiter and cache for the spec's target; raises ConfigurationError."""
-        return await self.dli_at(namespace, self.target_for(spec))
-
     def target_for(self, spec: DliBatchJobSpec) -> Target:
         """Where a new attempt of ``spec`` goes (to record with its intent); ConfigurationError
         if it cannot go anywhere. The policy is applied where the target is used: ``dli_at``."""

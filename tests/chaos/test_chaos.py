@@ -29,7 +29,16 @@ import pytest
 
 from dli_operator import controlplane
 
-from .conftest import ACCESS_KEY, SECRET_KEY, Audit, ChaosEmulator, Record, assert_clean, scaled
+from .conftest import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    Audit,
+    ChaosEmulator,
+    Record,
+    assert_clean,
+    e2e,
+    scaled,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(3600)]
 
@@ -37,7 +46,6 @@ RUN_SECONDS, OUTCOME = "spark.dli.emulator.runSeconds", "spark.dli.emulator.outc
 FAIL_FIRST, FAIL_KEY = "spark.dli.emulator.failFirst", "spark.dli.emulator.key"
 ERROR_BODY = {"error_code": "DLI.0999", "error_msg": "Internal error (sent with HTTP 200)"}
 MANY = 10**9  # "times" of a rule meant to last until cleared
-PEERING_YAML = Path(__file__).resolve().parents[2] / "deploy" / "base" / "peering.yaml"
 
 
 def seeded() -> random.Random:
@@ -125,7 +133,7 @@ def test_ha_two_replicas_under_load_with_the_active_one_killed_or_paused(
 ) -> None:
     rng, began, ops = seeded(), time.monotonic(), []
     lifetime = 5
-    install_peering(kube, namespace)
+    e2e.install_peering(kube, namespace)
     env = {"DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(lifetime)}
     priority = 100
 
@@ -318,27 +326,6 @@ def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_he
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def install_peering(kube, namespace: str) -> None:
-    import yaml
-
-    crds = [
-        d
-        for d in yaml.safe_load_all(PEERING_YAML.read_text())
-        if d and d["kind"] == "CustomResourceDefinition"
-    ]
-    kube.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds)
-    )
-    for crd in crds:
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
-    peering = {
-        "apiVersion": "kopf.dev/v1",
-        "kind": "KopfPeering",
-        "metadata": {"name": "dli-operator"},
-    }
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))  # fmt: skip
 
 
 def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:

@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import yaml
+from tests.e2e.conftest import install_peering
 
-PEERING_YAML = Path(__file__).resolve().parents[2] / "deploy" / "base" / "peering.yaml"
 PEERING = "dli-operator"
 LIFETIME_SECONDS = 5
 FAIL_FIRST, FAIL_KEY = "spark.dli.emulator.failFirst", "spark.dli.emulator.key"
 RUN_SECONDS = "spark.dli.emulator.runSeconds"
 FINAL = {"Succeeded", "Failed", "Cancelled"}
-
-
-def install_peering(kube, namespace: str) -> None:
-    """The peering CRDs (cluster-wide, idempotent) and this namespace's KopfPeering."""
-    crds = [
-        d
-        for d in yaml.safe_load_all(PEERING_YAML.read_text())
-        if d and d["kind"] == "CustomResourceDefinition"
-    ]
-    kube.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds)
-    )
-    for crd in crds:
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
-    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))
 
 
 def peers(kube, namespace: str) -> dict[str, dict[str, object]]:

@@ -108,8 +108,8 @@ def remote(state: str = "running", **fields: Any) -> BatchJob:
 def summary(action: reconcile.Action) -> tuple[Any, ...]:
     """An action as a comparable row (a Settle by the phase and reason it stores)."""
     match action:
-        case Submit(attempt=n, job_name=name, lookup=lookup):
-            return ("Submit", n, name, lookup)
+        case Submit(attempt=n, job_name=name):
+            return ("Submit", n, name)
         case Observe(batch_id=batch_id):
             return ("Observe", batch_id)
         case Cancel(batch_id=batch_id, reason=reason):
@@ -167,7 +167,7 @@ PLAN_CASES = [
             submission={"attempt": 1, "jobName": "etl-6f1c2a9e-1", "requestedAt": EARLIER},
         ),
         False,
-        ("Submit", 1, "etl-6f1c2a9e-1", True),
+        ("Submit", 1, "etl-6f1c2a9e-1"),
         id="an unresolved submission intent is looked up before anything else",
     ),
     pytest.param(
@@ -177,7 +177,7 @@ PLAN_CASES = [
             submission={"attempt": 2, "jobName": "etl-6f1c2a9e-2", "requestedAt": EARLIER},
         ),
         True,
-        ("Submit", 2, "etl-6f1c2a9e-2", True),
+        ("Submit", 2, "etl-6f1c2a9e-2"),
         id="an unresolved submission is resolved first even when deleted and suspended",
     ),
     pytest.param(
@@ -249,7 +249,7 @@ PLAN_CASES = [
     pytest.param(
         make_job(),
         False,
-        ("Submit", 1, "etl-6f1c2a9e-1", False),
+        ("Submit", 1, "etl-6f1c2a9e-1"),
         id="a new job submits attempt one without a lookup",
     ),
     pytest.param(
@@ -261,13 +261,13 @@ PLAN_CASES = [
     pytest.param(
         make_job(**recovering(EARLIER)),
         False,
-        ("Submit", 2, "etl-6f1c2a9e-2", False),
+        ("Submit", 2, "etl-6f1c2a9e-2"),
         id="a recovering job whose retry is due submits the next attempt",
     ),
     pytest.param(
         make_job(**running(phase="Suspended")),
         False,
-        ("Submit", 2, "etl-6f1c2a9e-2", False),
+        ("Submit", 2, "etl-6f1c2a9e-2"),
         id="resuming a suspended job submits the next attempt",
     ),
 ]
@@ -302,7 +302,7 @@ def test_the_settled_deadline_failure_says_why_and_completes_the_job() -> None:
 def test_the_job_name_of_a_submission_is_the_deterministic_one() -> None:
     job = make_job({"name": "nightly"})
     action = reconcile.plan(job, now=NOW, policy=POLICY)
-    assert action == Submit(1, job_name_for(job, 1), lookup=False)
+    assert action == Submit(1, job_name_for(job, 1))
     assert action.job_name == "nightly-6f1c2a9e-1"
 
 
@@ -587,7 +587,7 @@ def test_a_suspended_job_resumes_as_a_new_attempt_not_a_retry() -> None:
     held = reconcile.cancelled(make_job(**running()).status, Reason.SUSPENDED, NOW)
     job = make_job(**held.to_patch())
     assert reconcile.active_batch(job.status) is None
-    assert reconcile.plan(job, now=NOW, policy=POLICY) == Submit(2, "etl-6f1c2a9e-2", lookup=False)
+    assert reconcile.plan(job, now=NOW, policy=POLICY) == Submit(2, "etl-6f1c2a9e-2")
 
 
 def test_ending_drops_an_intent_that_was_never_sent() -> None:
