@@ -1220,7 +1220,6 @@ async def test_clients_limiters_and_credentials_no_job_uses_are_forgotten(
     await op.step("shared")
     assert [dli.source for dli in runtime._dli.values()] == [runtime_module.DEFAULT_SOURCE]
     assert set(runtime._credentials) == {runtime_module.DEFAULT_SOURCE}
-    assert len(runtime._limiters) == 1
     assert runtime._secrets == {}
 
 
