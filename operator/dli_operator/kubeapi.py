@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,6 +217,53 @@ class KubeApi:
         )
         items: list[dict[str, Any]] = body.get("items") or []
         return items
+
+    # --- the engine's informer, finalizer and Events (issue 18) ------------------------------
+
+    async def list_objects(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of a LIST (``limit``/``continue`` in ``params``)."""
+        return await self._send("GET", path, params=dict(params))
+
+    async def watch_objects(
+        self, path: str, params: Mapping[str, Any], *, read_seconds: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one WATCH, as they arrive; ends when the API server closes it.
+
+        A watch holds its connection for minutes, so it takes no request slot (the slots bound
+        short calls) and has its own read timeout, longer than the server-side one.
+        """
+        request = self._client.build_request(
+            "GET", path, params=dict(params), timeout=httpx.Timeout(read_seconds, connect=5.0)
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise KubeApiError(f"WATCH {path}: {exc!r}") from exc
+        try:
+            if response.is_error:
+                await response.aread()
+                message = response.json().get("message", "") if _is_json(response) else ""
+                raise KubeApiError(
+                    f"WATCH {path}: {response.status_code} {message}", response.status_code
+                )
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise KubeApiError(f"WATCH {path}: {exc!r}") from exc
+        finally:
+            await response.aclose()
+
+    async def set_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], *, resource_version: str
+    ) -> dict[str, Any]:
+        """Store a DliBatchJob's finalizers, only if it is still at ``resource_version``."""
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        return await self.patch_job(namespace, name, patch)
+
+    async def post_event(self, namespace: str, event: dict[str, Any]) -> None:
+        """Create one core/v1 Event."""
+        await self._send("POST", f"/api/v1/namespaces/{namespace}/events", json=event)
 
     # --- ScheduledDliBatchJobs and their children ------------------------------------------
 

@@ -89,6 +89,20 @@ LEADING = Gauge(
     "dli_operator_leading",
     "1 while this replica is the one kopf peering lets work, 0 while it is paused.",
 )
+ENGINE_QUEUE = Gauge(
+    "dli_operator_engine_queue_keys", "Keys with a timer in the engine's work queue."
+)
+ENGINE_IN_FLIGHT = Gauge(
+    "dli_operator_engine_steps_in_flight", "Keys being stepped by the engine's workers now."
+)
+SHARD_OWNED = Gauge(
+    "dli_operator_shard_owned_jobs", "DliBatchJobs (live and finished) this replica's shard owns."
+)
+SHARD_HANDOVERS = Counter(
+    "dli_operator_shard_handovers",
+    "Jobs that moved into (in) or out of (out) this replica's shard on a membership change.",
+    ["direction"],
+)
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 

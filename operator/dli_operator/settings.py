@@ -167,6 +167,17 @@ class PeeringSettings(BaseModel):
     active replica died. Replicas renew it a few seconds before it runs out (kopf's default 60)."""
 
 
+class EngineSettings(BaseModel):
+    """The operator's work queue (docs/architecture.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    workers: int = Field(16, ge=1, le=1000)
+    """How many jobs are stepped at once. Steps mostly wait for DLI or the API server; more
+    workers than the DLI rate limit can serve in about two seconds only make jobs wait inside
+    the limiter (each then shows a queue position, one status write more)."""
+
+
 class Settings(BaseSettings):
     """All of the operator's settings."""
 
@@ -180,6 +191,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
     peering: PeeringSettings = PeeringSettings()
+    engine: EngineSettings = EngineSettings()
 
     @model_validator(mode="after")
     def _endpoint_is_safe(self) -> Settings:
