@@ -3,7 +3,8 @@
 ``plan`` looks at the spec and the stored status and names one action; the functions after it
 compute the new status for each outcome (intent written, job accepted or adopted, job seen,
 cancelled, DLI error). No I/O, no clock: ``now`` is a parameter, so every rule is a row in a
-table test. The driver (``driver.py``) performs the actions; kopf only schedules the driver.
+table test. The driver (the ``driver`` package) performs the actions; kopf only schedules the
+driver.
 
 Rules (DESIGN.md, Behaviour):
 - An unresolved submission intent is resolved first: look the job up, adopt it or post it.

@@ -6,83 +6,51 @@ client. Every target, whether resolved from a spec or recorded with a submission
 admin's policy (``policy.py``) before any credential is loaded or any request is sent.
 Credentials are read on use: a job's ``dli.dev/credentials`` Secret (cached briefly, so
 rotation needs no restart and a missing one is reported on the job), or the operator's own
-identity provider (``dli/identity.py``), renewed before it expires. Nothing here prints or
-stores a secret value.
+identity provider (``dli/identity.py``), renewed before it expires. What a credential is and
+where it comes from is ``credentials.py`` (which also holds the errors, re-exported here); the
+caches are here. Nothing here prints or stores a secret value.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 
-from dli_operator import metrics, policy
+from dli_operator import credentials, metrics, policy
+from dli_operator.credentials import (
+    DEFAULT_SOURCE,
+    ConfigurationError,
+    CredentialsRejected,
+    PolicyViolation,
+    Rejection,
+)
 from dli_operator.dli.auth import AkSkAuth, Credentials
 from dli_operator.dli.client import DliClient, checked_endpoint, endpoint_for_region
-from dli_operator.dli.errors import DliError
-from dli_operator.dli.identity import (
-    CredentialsProvider,
-    FileCredentials,
-    MetadataCredentials,
-    OidcCredentials,
-    StaticCredentials,
-)
 from dli_operator.dli.models import BatchJob
 from dli_operator.dli.retries import RetryPolicy
-from dli_operator.kubeapi import CREDENTIALS_TYPE, KubeApi, KubeApiError, Secret
+from dli_operator.kubeapi import KubeApi, KubeApiError, Secret
 from dli_operator.polling import BatchCache
 from dli_operator.ratelimit import RateLimiter
-from dli_operator.reconcile import Reason
-from dli_operator.resources.batchjob import DliBatchJobSpec, SecretRef
+from dli_operator.resources.batchjob import DliBatchJobSpec
 from dli_operator.settings import Settings
 
-DEFAULT_SOURCE = "operator-default"
-# DLI's gateway locks an access key after 5 failed signatures in a row (dli-api.md, APIG.0301):
-# once DLI rejected a set of credentials, nobody sends with exactly those again for this long
-# (doubling per rejection, up to the maximum), unless they change first (a fixed Secret).
-REJECTED_BACKOFF_SECONDS = 60.0
-REJECTED_BACKOFF_MAX_SECONDS = 900.0
 # Clients, limiters and caches nobody used for this long are closed and forgotten (issue 10,
 # item 13); a live job uses its own at least every poll, backoff or idle recheck (<= 300 s).
 IDLE_EVICT_SECONDS = 900.0
 EVICT_EVERY_SECONDS = 60.0
-# The keys of a dli.dev/credentials Secret: fixed, so a job names a Secret and nothing more.
-ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN = "accessKey", "secretKey", "securityToken"
-FIXED_KEYS = {"access_key_key": ACCESS_KEY, "secret_key_key": SECRET_KEY,
-              "security_token_key": SECURITY_TOKEN}  # fmt: skip
-
-
-class ConfigurationError(Exception):
-    """The job cannot be sent anywhere yet: no endpoint, project or credentials (user-fixable)."""
-
-    reason: str = Reason.CREDENTIALS
-    """The condition reason the job shows."""
-
-
-class PolicyViolation(ConfigurationError):
-    """The admin's policy refuses this target or Secret; the message names the rule."""
-
-    reason = Reason.POLICY_DENIED
-
-
-class CredentialsRejected(ConfigurationError):
-    """DLI rejected these exact credentials lately: nothing is sent with them until they change
-    or the backoff passed, so many jobs sharing a bad key never lock it at the gateway."""
-
-    reason = Reason.AUTHENTICATION_FAILED
-
-
-@dataclass
-class Rejection:
-    """DLI's last rejection of one credentials source (its fingerprint, never the values)."""
-
-    fingerprint: str
-    until: float
-    failures: int
-    message: str
+__all__ = [
+    "DEFAULT_SOURCE",
+    "ConfigurationError",
+    "CredentialsRejected",
+    "Dli",
+    "PolicyViolation",
+    "Recorded",
+    "Runtime",
+    "Target",
+]
 
 
 @dataclass(frozen=True)
@@ -143,7 +111,7 @@ class Runtime:
         self._rejected: dict[str, Rejection] = {}
         self._swept = time.monotonic()
         self._trusted = _trusted(settings)
-        self._identity = _identity(settings, transport)
+        self._identity = credentials.identity(settings, transport)
         metrics.watch_limiters(self._limiters.values)
 
     async def aclose(self) -> None:
@@ -168,7 +136,7 @@ class Runtime:
             raise ConfigurationError(
                 "no DLI endpoint: set spec.region, spec.endpoint or DLI_OPERATOR_DLI__REGION"
             )
-        secret = _secret_name(spec.credentials_secret_ref)
+        secret = credentials.secret_name(spec.credentials_secret_ref)
         return Target(self._checked(endpoint), project, secret)
 
     async def dli_at(self, namespace: str, recorded: Recorded) -> Dli:
@@ -188,25 +156,14 @@ class Runtime:
 
     def reject(self, dli: Dli, message: str) -> None:
         """DLI answered ``dli``'s credentials with an authentication error (``message``)."""
-        fingerprint = _fingerprint(self._credentials[dli.source])
         last = self._rejected.get(dli.source)
-        failures = last.failures + 1 if last and last.fingerprint == fingerprint else 1
-        backoff = min(REJECTED_BACKOFF_MAX_SECONDS, REJECTED_BACKOFF_SECONDS * 2 ** (failures - 1))
-        self._rejected[dli.source] = Rejection(
-            fingerprint, time.monotonic() + backoff, failures, message
-        )
+        keys = self._credentials[dli.source]
+        self._rejected[dli.source] = credentials.rejected(last, keys, message)
 
     def _check_rejection(self, source: str) -> None:
         rejection = self._rejected.get(source)
-        if rejection is None:
-            return
-        left = rejection.until - time.monotonic()
-        if rejection.fingerprint != _fingerprint(self._credentials[source]) or left <= 0:
-            return  # new credentials (or time to try again): the next call says
-        raise CredentialsRejected(
-            f"DLI rejected these credentials ({rejection.message}); nothing is sent with them "
-            f"for {left:.0f}s more, or until they change"
-        )
+        if rejection is not None:
+            credentials.check(rejection, self._credentials[source])
 
     async def _evict_idle(self) -> None:
         """Close and forget clients, limiters, caches and credentials nobody used lately."""
@@ -258,7 +215,9 @@ class Runtime:
 
     async def _refresh_credentials(self, namespace: str, secret: str | None) -> str:
         if secret is None:
-            self._credentials[DEFAULT_SOURCE] = await self._default_credentials()
+            self._credentials[DEFAULT_SOURCE] = await credentials.default_credentials(
+                self._identity
+            )
             return DEFAULT_SOURCE
         # The keys are fixed by the Secret type, so the Secret alone names the credentials:
         # two jobs naming it always sign with the same keys (issue 10, item 11).
@@ -266,37 +225,9 @@ class Runtime:
         self._credentials[source] = await self._secret_credentials(namespace, secret)
         return source
 
-    async def _default_credentials(self) -> Credentials:
-        if self._identity is None:
-            raise ConfigurationError(
-                "no DLI credentials: set spec.credentialsSecretRef, or give the operator "
-                "DLI_OPERATOR_DLI__ACCESS_KEY and DLI_OPERATOR_DLI__SECRET_KEY, or an identity "
-                "(DLI_OPERATOR_IDENTITY__SOURCE)"
-            )
-        try:
-            return await self._identity.get()
-        except DliError as exc:
-            raise ConfigurationError(
-                f"the operator's credentials from {self._identity.description} are "
-                f"unavailable: {exc}"
-            ) from exc
-
     async def _secret_credentials(self, namespace: str, name: str) -> Credentials:
         where = f"Secret {namespace}/{name}"
-        secret = await self._secret(namespace, name)
-        if secret is None:
-            raise ConfigurationError(f"{where} (spec.credentialsSecretRef) does not exist")
-        if secret.type != CREDENTIALS_TYPE:
-            raise PolicyViolation(
-                f"refused: {where} is of type {secret.type}, not {CREDENTIALS_TYPE}; only a "
-                f"Secret of that type is ever sent to DLI (docs/security.md)"
-            )
-        values = {key: _text(secret, key, where) for key in (ACCESS_KEY, SECRET_KEY)}
-        for key, value in values.items():
-            if not value:
-                raise ConfigurationError(f"{where} has no key {key!r}")
-        token = _text(secret, SECURITY_TOKEN, where) or None
-        return Credentials(values[ACCESS_KEY], values[SECRET_KEY], token)
+        return credentials.from_secret(await self._secret(namespace, name), where)
 
     async def _secret(self, namespace: str, name: str) -> Secret | None:
         key = (namespace, name)
@@ -374,41 +305,6 @@ class Runtime:
         return Dli(client, limiter, cache, source)
 
 
-def _fingerprint(credentials: Credentials) -> str:
-    """Tells two sets of credentials apart without keeping their values."""
-    raw = "\0".join(
-        (credentials.access_key, credentials.secret_key, credentials.security_token or "")
-    )
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def _secret_name(ref: SecretRef | None) -> str | None:
-    """The Secret a job names; free key names are refused (the keys are fixed by the type)."""
-    if ref is None:
-        return None
-    for name, fixed in FIXED_KEYS.items():
-        given = getattr(ref, name)
-        if given != fixed:
-            spelled = SecretRef.model_fields[name].alias or name
-            raise PolicyViolation(
-                f"refused: spec.credentialsSecretRef.{spelled} is {given!r}; key names are fixed "
-                f"({ACCESS_KEY}, {SECRET_KEY}, {SECURITY_TOKEN}) in a {CREDENTIALS_TYPE} Secret, "
-                "so no other value of a Secret is ever sent (docs/security.md)"
-            )
-    return ref.name
-
-
-def _text(secret: Secret, key: str, where: str) -> str:
-    """One value of the Secret as text; only the keys used are decoded (issue 10, item 10)."""
-    raw = secret.data.get(key)
-    if raw is None:
-        return ""
-    try:
-        return raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{where}: the value of {key!r} is not UTF-8 text") from None
-
-
 def _trusted(settings: Settings) -> policy.Trusted:
     """The configured target and every endpoint the operator may call, normalised."""
     cfg, rules = settings.dli, settings.policy
@@ -421,30 +317,3 @@ def _trusted(settings: Settings) -> policy.Trusted:
     if default:
         endpoints.add(default)
     return policy.Trusted(default, cfg.project_id, frozenset(endpoints))
-
-
-def _identity(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None
-) -> CredentialsProvider | None:
-    """The operator's own credentials provider, per ``DLI_OPERATOR_IDENTITY__SOURCE``."""
-    cfg, ident = settings.dli, settings.identity
-    refresh = {"refresh_before_seconds": ident.refresh_before_seconds, "transport": transport}
-    match ident.source:
-        case "file":
-            return FileCredentials(ident.credentials_dir)
-        case "oidc":
-            iam = checked_endpoint(ident.iam_endpoint, allow_insecure=cfg.allow_insecure_endpoint)
-            return OidcCredentials(
-                iam_endpoint=iam,
-                idp_id=ident.idp_id,
-                token_file=ident.token_file,
-                duration_seconds=ident.duration_seconds,
-                **refresh,
-            )
-        case "metadata":
-            return MetadataCredentials(endpoint=ident.metadata_endpoint, **refresh)
-    if not (cfg.access_key and cfg.secret_key):
-        return None
-    token = cfg.security_token.get_secret_value() if cfg.security_token else None
-    keys = Credentials(cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value(), token)
-    return StaticCredentials(keys)

@@ -19,7 +19,7 @@ WRONG_SECRET_KEY = "wrong-sk-7f3a9c1e5b"
 SECRET = "dli-creds"
 NO_DEFAULTS = {"DLI_OPERATOR_DLI__ACCESS_KEY": "", "DLI_OPERATOR_DLI__SECRET_KEY": ""}
 SECRET_REF = {"credentialsSecretRef": {"name": SECRET}}
-# The operator looks again at a job blocked on credentials every 30 s (driver.py).
+# The operator looks again at a job blocked on credentials every 30 s (driver/core.py).
 UNBLOCK_TIMEOUT = 60
 
 

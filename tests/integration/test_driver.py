@@ -1125,6 +1125,23 @@ async def test_a_final_job_leaves_no_per_process_memory(op: Harness) -> None:
     assert uid not in ledger.written
 
 
+async def test_a_job_that_left_the_process_is_forgotten_and_resumes_from_its_status(
+    op: Harness,
+) -> None:
+    op.create(conf={"spark.dli.emulator.runSeconds": "300"})
+    await op.step()
+    uid = op.kube.objects["etl"]["metadata"]["uid"]
+    ledger = op.driver.ledger
+    assert uid in ledger.written
+    op.driver.forget(uid)  # e.g. the job moved to another shard
+    assert uid not in ledger.locks
+    assert uid not in ledger.written
+    assert uid not in ledger.claims
+    await op.later(2)
+    await op.step()
+    assert len(await op.jobs()) == 1, "forgetting a job never submits it again"
+
+
 def _session(batch: dict[str, Any]) -> dict[str, Any]:
     """A DLI list/show session for an emulator job (the wire spelling, dli_02_0126)."""
     return {
