@@ -158,3 +158,24 @@ def start_metrics_server(port: int, *, namespace_label: bool = False) -> None:
     _namespace_label = namespace_label
     if port:
         start_http_server(port)
+
+
+# Sharding (issue 18): shards/membership.py sets the membership gauges, the engine the others.
+SHARD_MEMBERS = Gauge(
+    "dli_operator_shard_members",
+    "Replicas in this replica's view of the shard ring (itself included while a member).",
+)
+SHARD_MEMBER = Gauge(
+    "dli_operator_shard_member",
+    "1 while this replica counts itself a shard member (its own Lease is fresh), else 0.",
+)
+SHARD_OWNED_JOBS = Gauge(
+    "dli_operator_shard_owned_jobs", "Unfinished DliBatchJobs this replica's shard owns."
+)
+SHARD_HANDOVERS = Counter(
+    "dli_operator_shard_handovers_total",
+    "Jobs that moved to this replica's shard (in) or away from it (out) on a ring change.",
+    ["direction"],
+)
+for _direction in ("in", "out"):
+    SHARD_HANDOVERS.labels(_direction)
