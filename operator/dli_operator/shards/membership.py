@@ -132,7 +132,8 @@ class Membership:
         """Stop renewing and delete this replica's Lease, so the others take its jobs at once.
 
         This replica owns nothing from the first line on, whether or not the delete succeeds
-        (then the Lease expires as if the process had died).
+        (then the Lease expires as if the process had died). ``run()`` ends by itself; a renew
+        already in flight that lands after the delete leaves a Lease that expires the same way.
         """
         self._left = True
         self._renewed_at = NEVER
