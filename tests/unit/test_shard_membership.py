@@ -346,15 +346,21 @@ async def test_the_gauges_show_this_replicas_membership() -> None:
     assert REGISTRY.get_sample_value("dli_operator_shard_member") == 0
 
 
-async def test_a_lease_changed_by_someone_else_is_read_again_not_overwritten_blindly() -> None:
+async def test_a_lease_changed_or_deleted_by_someone_else_is_read_again_and_renewed() -> None:
     store, (a,) = replicas("pod-0")
     await a.membership.step()
     name = "dli-operator-pod-0"
+    before = store.leases[name]["metadata"]["resourceVersion"]
     store.put(store.leases[name])  # an admin's edit: a new resourceVersion
-    await a.membership.step()  # the stale replace is refused (409); fenced by time, not crashed
-    await a.membership.step()
+    a.clock.now += RENEW
+    await a.membership.step()  # the stale replace is refused (409), then read and renewed
+    assert int(store.leases[name]["metadata"]["resourceVersion"]) == int(before) + 2
     assert store.leases[name]["spec"]["holderIdentity"] == "pod-0"
+    a.clock.now += LEASE - RENEW  # fresh only if that round's renew counted
     assert a.membership.member
+    del store.leases[name]  # deleted behind its back: created again in the same round
+    await a.membership.step()
+    assert name in store.leases
 
 
 async def test_run_survives_errors_and_ends_after_leave() -> None:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from dli_operator import metrics
+from dli_operator.kubeapi import KubeApiError
 from dli_operator.shards import leases
 from dli_operator.shards.ring import Ring
 
@@ -145,11 +146,24 @@ class Membership:
 
     async def _renew_own(self) -> None:
         # The time the renew is sent, not answered: others see it no earlier (leases.fresh).
-        sent = self._monotonic()
-        now = datetime.now(UTC)
+        sent, now = self._monotonic(), datetime.now(UTC)
         stored = self._own or await self._kube.get_lease(self._namespace, self._name)
+        try:
+            written = await self._write(stored, now)
+        except KubeApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+            # Changed or deleted behind this replica's back (an admin, a former process of the
+            # same pod): read it again and write once more, rather than lose a round.
+            stored = await self._kube.get_lease(self._namespace, self._name)
+            written = await self._write(stored, now)
+        if written is not None:
+            self._own, self._renewed_at = written, sent
+
+    async def _write(self, stored: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+        """Create or renew this replica's Lease; nothing once it has left."""
         if self._left:
-            return
+            return None
         if stored is None:
             body = leases.new_lease(
                 ring=self._ring_name,
@@ -158,14 +172,9 @@ class Membership:
                 lease_seconds=self._lease,
                 now=now,
             )
-            self._own = await self._kube.create_lease(self._namespace, body)
-        else:
-            body = leases.renewed(
-                stored, identity=self._identity, lease_seconds=self._lease, now=now
-            )
-            self._own = await self._kube.replace_lease(self._namespace, body)
-        if not self._left:
-            self._renewed_at = sent
+            return await self._kube.create_lease(self._namespace, body)
+        body = leases.renewed(stored, identity=self._identity, lease_seconds=self._lease, now=now)
+        return await self._kube.replace_lease(self._namespace, body)
 
     async def _list(self) -> None:
         selector = f"{leases.RING_LABEL}={self._ring_name}"
