@@ -32,6 +32,7 @@ from dli_operator.scheduler import PLURAL as PLURAL_SCHEDULES
 from dli_operator.scheduler import Scheduler
 from dli_operator.scheduling import SCHEDULE_LABEL
 from dli_operator.settings import Settings, get_settings
+from dli_operator.shards.membership import Membership
 
 __all__ = ["CANCELLATION_TIMEOUT_SECONDS", "STOP_GRACE_SECONDS"]
 
@@ -69,6 +70,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.driver = Driver(runtime, policy)
     memo.wakeups = {}
     memo.events = EventPoster(kube)
+    memo.membership = _membership(config, kube)
     memo.engine = _engine(config, memo)
     informer = Informer(kube, PLURAL, memo.engine.observe, namespaces=memo.get("namespaces", ()))
     memo.tasks = [
@@ -77,8 +79,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(memo.events.run(), name="events"),
         asyncio.create_task(leadership.watch(kube, settings.peering), name="leadership"),
     ]
+    if memo.membership is not None:
+        memo.tasks.append(asyncio.create_task(memo.membership.run(), name="membership"))
     metrics.start_metrics_server(
         config.metrics.port, namespace_label=config.metrics.namespace_label
+    )
+
+
+def _membership(config: Settings, kube: KubeApi) -> Membership | None:
+    """This replica's place in the shard ring, or None for the only replica (the default)."""
+    sharding = config.sharding
+    if not sharding.enabled:
+        return None
+    return Membership(
+        kube,
+        identity=sharding.resolved_identity(),
+        namespace=sharding.namespace,
+        ring=sharding.ring,
+        lease_seconds=sharding.lease_seconds,
+        renew_seconds=sharding.renew_seconds,
     )
 
 
@@ -96,6 +115,9 @@ def _engine(config: Settings, memo: kopf.Memo) -> Engine:
         memo.driver.runtime.kube,
         memo.events,
         workers=config.engine.workers,
+        ownership=memo.membership,
+        # A key that moved here waits one renew, by when its old owner has seen the move.
+        handover_grace=config.sharding.renew_seconds if memo.membership else 0.0,
         on_child=on_child,
     )
 
@@ -162,6 +184,8 @@ def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> lis
 @kopf.on.cleanup(id="close")
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.engine.stop()
+    if memo.membership is not None:
+        await memo.membership.leave()  # the others take this replica's jobs at once
     for task in memo.tasks:
         task.cancel()
     await asyncio.gather(*memo.tasks, return_exceptions=True)

@@ -306,6 +306,38 @@ class KubeApi:
         except httpx.HTTPError as exc:
             raise KubeApiError(f"{method} {url}: {exc!r}") from exc
 
+    # --- Shard membership: one coordination.k8s.io/v1 Lease per replica (shards/membership.py) --
+
+    _LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Lease, or None if it does not exist."""
+        return await self._get_or_none(self._LEASES.format(namespace=namespace) + f"/{name}")
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; a 409 (it exists) is raised for the caller to read and replace."""
+        return await self._send("POST", self._LEASES.format(namespace=namespace), json=body)
+
+    async def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; with ``metadata.resourceVersion`` in ``body`` a changed one is a 409."""
+        name = body["metadata"]["name"]
+        url = self._LEASES.format(namespace=namespace) + f"/{name}"
+        return await self._send("PUT", url, json=body)
+
+    async def delete_lease(self, namespace: str, name: str) -> None:
+        """Delete a Lease; one already gone is not an error."""
+        try:
+            await self._send("DELETE", self._LEASES.format(namespace=namespace) + f"/{name}")
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def list_leases(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Leases of a namespace that match a label selector."""
+        url = self._LEASES.format(namespace=namespace)
+        body = await self._send("GET", url, params={"labelSelector": selector})
+        return list(body.get("items") or [])
+
 
 def _is_json(response: httpx.Response) -> bool:
     return str(response.headers.get("content-type", "")).startswith("application/json")

@@ -95,14 +95,6 @@ ENGINE_QUEUE = Gauge(
 ENGINE_IN_FLIGHT = Gauge(
     "dli_operator_engine_steps_in_flight", "Keys being stepped by the engine's workers now."
 )
-SHARD_OWNED = Gauge(
-    "dli_operator_shard_owned_jobs", "DliBatchJobs (live and finished) this replica's shard owns."
-)
-SHARD_HANDOVERS = Counter(
-    "dli_operator_shard_handovers",
-    "Jobs that moved into (in) or out of (out) this replica's shard on a membership change.",
-    ["direction"],
-)
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 
@@ -172,3 +164,24 @@ def start_metrics_server(port: int, *, namespace_label: bool = False) -> None:
     _namespace_label = namespace_label
     if port:
         start_http_server(port)
+
+
+# Sharding (issue 18): shards/membership.py sets the membership gauges, the engine the others.
+SHARD_MEMBERS = Gauge(
+    "dli_operator_shard_members",
+    "Replicas in this replica's view of the shard ring (itself included while a member).",
+)
+SHARD_MEMBER = Gauge(
+    "dli_operator_shard_member",
+    "1 while this replica counts itself a shard member (its own Lease is fresh), else 0.",
+)
+SHARD_OWNED_JOBS = Gauge(
+    "dli_operator_shard_owned_jobs", "DliBatchJobs (live and finished) this replica's shard owns."
+)
+SHARD_HANDOVERS = Counter(
+    "dli_operator_shard_handovers_total",
+    "Jobs that moved to this replica's shard (in) or away from it (out) on a ring change.",
+    ["direction"],
+)
+for _direction in ("in", "out"):
+    SHARD_HANDOVERS.labels(_direction)

@@ -10,6 +10,7 @@ they never print. A plain-http endpoint (the emulator) is refused unless
 from __future__ import annotations
 
 import functools
+import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
@@ -178,6 +179,39 @@ class EngineSettings(BaseModel):
     the limiter (each then shows a queue position, one status write more)."""
 
 
+class ShardingSettings(BaseModel):
+    """Sharing the jobs among replicas by consistent hashing, membership by Leases (issue 18)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    enabled: bool = False
+    """Split the jobs among the replicas of one ring; off: one replica works on every job."""
+    identity: str = ""
+    """This replica's member id; empty: the `HOSTNAME` variable, i.e. the pod's name."""
+    namespace: str = "default"
+    """Namespace of the replicas' Leases: the operator's own (the chart and deploy/ set it)."""
+    ring: str = "dli-operator"
+    """Name of the ring: its Leases are `<ring>-<identity>`, labelled `dli.dev/shard-ring`."""
+    lease_seconds: float = Field(15.0, gt=0)
+    """How long a replica's Lease counts without a renew: a dead replica's jobs move after at
+    most this long, and a replica that cannot renew for this long stops acting on any job."""
+    renew_seconds: float = Field(5.0, gt=0)
+    """How often a replica renews its Lease and re-reads the others'; below the lease."""
+
+    @model_validator(mode="after")
+    def _renews_within_the_lease(self) -> ShardingSettings:
+        if self.renew_seconds >= self.lease_seconds:
+            raise ValueError(
+                "DLI_OPERATOR_SHARDING__RENEW_SECONDS must be below "
+                "DLI_OPERATOR_SHARDING__LEASE_SECONDS"
+            )
+        return self
+
+    def resolved_identity(self) -> str:
+        """The member id: ``identity``, else ``HOSTNAME`` (a StatefulSet pod's stable name)."""
+        return self.identity or os.environ.get("HOSTNAME", "")
+
+
 class Settings(BaseSettings):
     """All of the operator's settings."""
 
@@ -192,6 +226,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     peering: PeeringSettings = PeeringSettings()
     engine: EngineSettings = EngineSettings()
+
+    sharding: ShardingSettings = ShardingSettings()
 
     @model_validator(mode="after")
     def _endpoint_is_safe(self) -> Settings:

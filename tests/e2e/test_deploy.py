@@ -77,6 +77,10 @@ def can_i(kube: Any, *args: str) -> str:
     return out.stdout.strip()
 
 
+# Kinds that live in the operator's namespace (secret-reader RoleBindings are in jobs' namespaces).
+IN_SYSTEM_NAMESPACE = {"Deployment", "ServiceAccount", "Service", "ConfigMap", "Secret", "Role"}
+
+
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
 def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) -> None:
     docs = render(overlay)
@@ -86,6 +90,8 @@ def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) 
         ("ClusterRole", "dli-operator"),
         ("ClusterRoleBinding", "dli-operator"),
         ("ClusterRole", "dli-operator-secret-reader"),
+        ("Role", "dli-operator-shards"),
+        ("RoleBinding", "dli-operator-shards"),
         ("Deployment", "dli-operator"),
         *(("CustomResourceDefinition", crd) for crd in CRDS),
     ]:
@@ -93,7 +99,7 @@ def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) 
     # No custom resource rides along with its CRD: one apply must work on a fresh cluster.
     assert not [d for d in docs if d["apiVersion"].startswith("kopf.dev/")]
     for doc in docs:
-        if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "ConfigMap", "Secret"}:
+        if doc["kind"] in IN_SYSTEM_NAMESPACE:
             assert doc["metadata"]["namespace"] == SYSTEM_NS, doc["metadata"]
 
 
@@ -228,6 +234,8 @@ def test_each_overlay_applies_to_the_control_plane(kube: Any, overlay: str) -> N
         assert service.spec.ports[0].port == 8099
 
 
+LEASE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+
 ALLOWED = [
     ("get", "dlibatchjobs.dli.dev", "-A"),
     ("list", "dlibatchjobs.dli.dev", "-A"),
@@ -264,6 +272,8 @@ ALLOWED = [
     # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
     ("get", "secrets", "-n", "default"),
     ("get", "secrets", "-n", "dli-jobs"),
+    # Shard membership: one Lease per replica in the operator's namespace (issue 18).
+    *((verb, "leases.coordination.k8s.io", "-n", SYSTEM_NS) for verb in LEASE_VERBS),
 ]
 FORBIDDEN = [
     ("get", "secrets", "-n", "kube-system"),
@@ -285,7 +295,9 @@ FORBIDDEN = [
     ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
     ("patch", "kopfpeerings.kopf.dev/someone-else", "-n", "default"),
     ("delete", "clusterkopfpeerings.kopf.dev/dli-operator"),
-    ("create", "leases.coordination.k8s.io", "-n", SYSTEM_NS),
+    # Shard Leases: only in the operator's own namespace.
+    ("create", "leases.coordination.k8s.io", "-n", "default"),
+    ("list", "leases.coordination.k8s.io", "-A"),
     ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "default"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("impersonate", "serviceaccounts", "-A"),

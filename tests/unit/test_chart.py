@@ -67,6 +67,7 @@ def test_the_default_install_is_the_base_operator_with_its_crds_and_rbac() -> No
         + ["ServiceAccount", "ConfigMap", "Deployment"]
         + ["ClusterRole"] * 3
         + ["ClusterRoleBinding"] * 2
+        + ["Role", "RoleBinding"]  # shard Leases, in the release's namespace only
     )
     for name in ("dlibatchjobs.dli.dev", "scheduleddlibatchjobs.dli.dev"):
         crd = find(docs, "CustomResourceDefinition", name)
@@ -103,6 +104,9 @@ def test_the_pod_spec_is_deploy_bases_hardened_one() -> None:
         assert chart_main.get(key) == base_main[key], key
 
 
+ROLE = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role"}
+
+
 def test_the_chart_grants_exactly_the_rbac_of_deploy_base() -> None:
     docs = render()
     cluster = find(docs, "ClusterRole", "dli-operator")["rules"]
@@ -112,7 +116,13 @@ def test_the_chart_grants_exactly_the_rbac_of_deploy_base() -> None:
     assert bound == {"dli-operator", "dli-operator-jobs"}
     reader = find(docs, "ClusterRole", "dli-operator-secret-reader")["rules"]
     assert reader == base("ClusterRole", "dli-operator-secret-reader")["rules"]
-    assert not [d for d in docs if d["kind"] == "RoleBinding"], "no Secret access by default"
+    shards = find(docs, "Role", "dli-operator-shards")
+    assert shards["metadata"]["namespace"] == NS
+    assert shards["rules"] == base("Role", "dli-operator-shards")["rules"]
+    bindings = [
+        (d["metadata"]["namespace"], d["roleRef"]) for d in docs if d["kind"] == "RoleBinding"
+    ]
+    assert bindings == [(NS, {**ROLE, "name": "dli-operator-shards"})], "no Secret access"
 
 
 def test_the_chart_defaults_are_the_operators_defaults() -> None:
@@ -177,6 +187,7 @@ def test_the_full_set_renders_every_option() -> None:
         ("team-a", "dli-jobs"),
         ("team-b", "dli-jobs"),
         ("team-a", "dli-secret-reader"),
+        (NS, "dli-shards"),  # shard Leases: the release's namespace only
     }
     assert [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == ["dli"]
     patch_rule = find(docs, "ClusterRole", "dli")["rules"][3]

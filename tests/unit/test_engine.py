@@ -79,10 +79,14 @@ class FakeEvents:
 class Shards:
     def __init__(self, mine: set[str] | None = None) -> None:
         self.mine = mine
+        self.fresh = True
         self.callbacks: list[Callable[[], None]] = []
 
-    def owns(self, key: str) -> bool:
+    def assigned(self, key: str) -> bool:
         return self.mine is None or key in self.mine
+
+    def owns(self, key: str) -> bool:
+        return self.assigned(key) and self.fresh
 
     def on_change(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
@@ -169,7 +173,8 @@ def test_a_finished_job_is_a_small_record_with_no_timer_unless_a_ttl(parts) -> N
     )
     add(engine, kube, ttl)
     due = engine.queue.due_in("ns/ttl")
-    assert due is not None and 50 < due <= 55
+    assert due is not None
+    assert 50 < due <= 55
 
 
 async def test_an_expired_ttl_deletes_the_job(parts) -> None:
@@ -259,7 +264,8 @@ async def test_workers_retry_a_crashing_step_with_backoff_and_never_lose_the_key
     runner = asyncio.create_task(engine.run())
     await asyncio.sleep(0.1)
     due = engine.queue.due_in("ns/a")
-    assert due is not None and 0 < due <= 1.0
+    assert due is not None
+    assert 0 < due <= 1.0
     driver.crash = False
     engine.queue.add("ns/a")
     await asyncio.sleep(0.1)
@@ -267,3 +273,18 @@ async def test_workers_retry_a_crashing_step_with_backoff_and_never_lose_the_key
     assert engine.queue.due_in("ns/a") == pytest.approx(10.0, abs=0.5)
     await engine.stop()
     runner.cancel()
+
+
+async def test_a_replica_fenced_by_its_clock_keeps_its_keys_and_acts_once_renewed(parts) -> None:
+    engine, driver, kube, shards = parts
+    add(engine, kube, job("a", meta={"finalizers": [FINALIZER]}))
+    shards.fresh = False  # its Lease may have expired (a SIGSTOP), the ring has not changed
+    delay = await engine.reconcile("ns/a")
+    assert delay is not None
+    assert delay <= 5
+    assert driver.steps == []
+    engine.observe("MODIFIED", job("a", meta={"finalizers": [FINALIZER], "resourceVersion": "2"}))
+    assert "ns/a" in engine._owned
+    shards.fresh = True  # renewed, and still no ring change (no callback)
+    await engine.reconcile("ns/a")
+    assert driver.steps == ["a"]

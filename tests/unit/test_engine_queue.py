@@ -105,12 +105,15 @@ async def test_many_workers_never_hold_one_key_at_once() -> None:
     queue = WorkQueue()
     holding: set[str] = set()
     steps: list[str] = []
+    enough = asyncio.Event()
 
     async def worker() -> None:
         while (key := await queue.get()) is not None:
             assert key not in holding
             holding.add(key)
             steps.append(key)
+            if len(steps) >= 200:
+                enough.set()
             await asyncio.sleep(0.001)
             if len(steps) < 200:
                 queue.add(key)  # an event while in flight
@@ -121,8 +124,7 @@ async def test_many_workers_never_hold_one_key_at_once() -> None:
     for n in range(7):
         queue.add(f"k{n}")
     workers = [asyncio.create_task(worker()) for _ in range(5)]
-    while len(steps) < 200:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(enough.wait(), 5)
     await asyncio.wait_for(queue.drained(), 1)
     queue.close()
     await asyncio.wait_for(asyncio.gather(*workers), 1)

@@ -167,3 +167,22 @@ def test_an_unusable_policy_or_identity_is_refused_at_start(
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=named):
         Settings()
+
+
+def test_sharding_is_off_and_a_member_is_named_after_its_pod_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOSTNAME", "dli-operator-2")
+    sharding = Settings().sharding
+    assert sharding.enabled is False
+    assert (sharding.ring, sharding.namespace) == ("dli-operator", "default")
+    assert sharding.resolved_identity() == "dli-operator-2"
+    monkeypatch.setenv("DLI_OPERATOR_SHARDING__IDENTITY", "replica-a")
+    assert Settings().sharding.resolved_identity() == "replica-a"
+
+
+def test_a_shard_lease_must_outlast_its_renew_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLI_OPERATOR_SHARDING__LEASE_SECONDS", "5")
+    monkeypatch.setenv("DLI_OPERATOR_SHARDING__RENEW_SECONDS", "5")
+    with pytest.raises(ValidationError, match="DLI_OPERATOR_SHARDING__RENEW_SECONDS"):
+        Settings()

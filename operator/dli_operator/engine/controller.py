@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 FINALIZER = "dli.dev/finalizer"
 # After an error reaching DLI or Kubernetes in a deletion, try again this much later.
 FINALIZE_RETRY_SECONDS = 10.0
+# A key this replica holds while its Lease may have expired is looked at again this soon.
+FENCED_RETRY_SECONDS = 1.0
 # How long shutdown lets steps in flight finish (a POST included) before cancelling them:
 # longer than one DLI call may take; deploy/'s terminationGracePeriodSeconds exceeds it.
 STOP_GRACE_SECONDS = 40.0
@@ -46,13 +48,20 @@ STOP_GRACE_SECONDS = 40.0
 class Ownership(Protocol):
     """Which keys this replica steps (the shard membership, or everything)."""
 
-    def owns(self, key: str) -> bool: ...
+    def assigned(self, key: str) -> bool:
+        """The ring gives ``key`` to this replica: it keeps the key's timer."""
+
+    def owns(self, key: str) -> bool:
+        """Assigned, and this replica may act now (its own Lease is fresh)."""
 
     def on_change(self, callback: Callable[[], None]) -> None: ...
 
 
 class Everything:
     """The only replica: owns every key."""
+
+    def assigned(self, key: str) -> bool:
+        return True
 
     def owns(self, key: str) -> bool:
         return True
@@ -87,6 +96,8 @@ class Engine:
         self._owned: set[str] = set()
         self._stopping = False
         self.ownership.on_change(self.resync)
+        metrics.ENGINE_QUEUE.set_function(lambda: len(self.queue))
+        metrics.ENGINE_IN_FLIGHT.set_function(lambda: self.queue.in_flight)
 
     # --- feeding ----------------------------------------------------------------------------
 
@@ -105,7 +116,7 @@ class Engine:
         if _uid(old) not in ("", uid):
             self.driver.ledger.forget(_uid(old))  # the same name, a new object
             old = None
-        if not self.ownership.owns(key):
+        if not self.ownership.assigned(key):
             return
         self._own(key)
         if isinstance(entry, Finished):
@@ -119,7 +130,7 @@ class Engine:
             entry = self.cache.get(key)
             if entry is None:
                 continue
-            if not self.ownership.owns(key):
+            if not self.ownership.assigned(key):
                 if key in self._owned:
                     self._owned.discard(key)
                     self.queue.discard(key)
@@ -131,20 +142,20 @@ class Engine:
                     self._time_ttl(key, entry)
                 else:
                     self.queue.add(key, self._grace)
-        metrics.SHARD_OWNED.set(len(self._owned))
+        metrics.SHARD_OWNED_JOBS.set(len(self._owned))
 
     def _own(self, key: str, *, handover: bool = False) -> None:
         if key not in self._owned:
             self._owned.add(key)
             if handover:
                 metrics.SHARD_HANDOVERS.labels("in").inc()
-            metrics.SHARD_OWNED.set(len(self._owned))
+            metrics.SHARD_OWNED_JOBS.set(len(self._owned))
 
     def _gone(self, key: str, old: Body | Finished | None) -> None:
         self.cache.remove(key)
         self.queue.discard(key)
         self._owned.discard(key)
-        metrics.SHARD_OWNED.set(len(self._owned))
+        metrics.SHARD_OWNED_JOBS.set(len(self._owned))
         if old is not None:
             self.driver.ledger.forget(_uid(old))
             metrics.record_phase(_uid(old), None)
@@ -191,8 +202,12 @@ class Engine:
     async def reconcile(self, key: str) -> float | None:
         """One step of ``key``: the seconds until it is due again, or None (no timer)."""
         entry = self.cache.get(key)
-        if entry is None or self._stopping or not self.ownership.owns(key):
+        if entry is None or self._stopping or not self.ownership.assigned(key):
             return None
+        if not self.ownership.owns(key):
+            # Fenced by its own clock (a Lease it could not renew in time, a SIGSTOP): keep the
+            # timer, act once the Lease is renewed or the ring hands the key to another.
+            return FENCED_RETRY_SECONDS
         if isinstance(entry, Finished):
             return await self._expire(key, entry)
         if is_deleting(entry):
