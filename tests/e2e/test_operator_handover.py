@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from tests.e2e.conftest import Replicas
@@ -77,10 +78,12 @@ def test_no_job_is_stranded_when_replicas_hand_over_with_a_backlog_in_the_rate_l
     finished = time.monotonic() - last
     stranded = progress.stop()
 
-    assert not stranded, f"{len(stranded)} of {COUNT} jobs stranded:\n" + "\n".join(
-        report(stranded)
-    )
     phases = jobs.phases()
+    at_end = dict(Counter(phases.values()))
+    assert not stranded, (
+        f"{len(stranded)} of {COUNT} jobs stranded; phases at the end {at_end}:\n"
+        + ("\n".join(report(stranded)))
+    )
     assert set(phases.values()) == {"Succeeded"}, {
         n: p for n, p in phases.items() if p not in FINAL
     }
