@@ -184,7 +184,8 @@ def test_pause_resume_inside_the_stop_grace_with_a_backlog_in_the_limiter(
     resumes land inside the stop grace (40 s) of steps still waiting for a request slot. How a
     replica joins and leaves is ``e2e.Replicas``'s business (kopf peering today)."""
     rng, began, ops = seeded(), time.monotonic(), []
-    count, cycles, rate, poll = scaled(50, 150), scaled(2, 4), float(scaled(2, 4)), 2.0
+    # The issue's recipe per cycle: a replica joins, is SIGKILLed, joins again, leaves (SIGTERM).
+    count, cycles, rate, poll = scaled(50, 150), scaled(1, 4), float(scaled(2, 4)), 2.0
     # One list refresh per poll goes first (urgent reads); two replicas may split the budget.
     submit_rate = (rate - 1 / poll) / 2
     audit.progress.timings = Timings(poll_seconds=poll, dli_rate=submit_rate, floor_seconds=10.0)

@@ -95,6 +95,8 @@ class Operator:
     log: Path
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    stopped: bool = False
+    """Asked to stop (SIGTERM): the exit that follows is expected, whatever its code."""
 
     def start(self) -> Operator:
         args = [*CLI, "run", "--namespace", self.namespace, "--liveness", "", *self.extra]
@@ -111,6 +113,7 @@ class Operator:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.stopped = True
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
@@ -406,7 +409,11 @@ class Replicas:
         install_peering(kube, namespace, self.PEERING)
 
     def replica(self, name: str, leading: bool) -> Operator:
-        """Start a replica; ``leading``: it takes the jobs over from the ones already running."""
+        """Start a replica; ``leading``: it takes the jobs over from the ones already running.
+
+        ``name`` is the replica's identity where the mechanism needs one (a shard's Lease);
+        kopf peering makes up its own ids.
+        """
         priority = 200 + self.joined if leading else 100
         self.joined += leading
         op = self.start("--peering", self.PEERING, "--priority", str(priority), env=self.env)
@@ -429,6 +436,7 @@ class Replicas:
         resumed = self._count(self.first, "Resuming operations")
         assert op.process is not None
         # SIGTERM is not waited for: the replica may take its stop grace to exit.
+        op.stopped = not kill
         op.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         self._wait_for(self.first, "Resuming operations", resumed + 1, self.gap_seconds + 30)
 

@@ -160,7 +160,7 @@ def _retry_at(status: dict[str, Any], track: Track, t: Timings) -> float:
     attempts = status.get("attempts") or []
     finished = _epoch(attempts[-1].get("finishTime")) if attempts else None
     retries = int(status.get("retries") or 1)
-    backoff = min(t.retry_backoff_max_seconds, t.retry_backoff_seconds * 2 ** max(0, retries - 1))
+    backoff = min(t.retry_backoff_max_seconds, t.retry_backoff_seconds * 2.0 ** max(0, retries - 1))
     return max(finished or track.since, track.since) + backoff
 
 
