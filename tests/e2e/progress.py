@@ -187,6 +187,13 @@ class Progress:
         """From now, for ``seconds``, no replica is expected to serve (a handover, a restart)."""
         self.unserved_until = max(self.unserved_until, self.clock() + seconds)
 
+    def forget(self) -> None:
+        """Drop what was found so far: from now on only jobs still (or newly) stranded count.
+
+        A job stranded before and still without progress is found again at the next sample.
+        """
+        self.stranded.clear()
+
     def sample(self) -> None:
         try:
             items, batches = self.read_items(), self.read_batches()
