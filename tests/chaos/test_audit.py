@@ -225,3 +225,19 @@ def test_the_audit_counts_stranded_jobs() -> None:
     found = audit.run([])
     assert found.stranded == 1
     assert not found.clean()
+
+
+def test_forgetting_keeps_a_job_still_stranded_and_drops_one_that_recovered() -> None:
+    clock = Clock()
+    stuck = {"metadata": {"name": "stuck", "uid": UID}, "status": queued("soon")}
+    healed = {"metadata": {"name": "healed", "uid": UID}, "status": queued("soon")}
+    progress = Progress(lambda: [stuck, healed], lambda: [], Timings(floor_seconds=10), clock=clock)
+    for step in range(30):
+        clock.now = NOW + step
+        progress.sample()
+    assert sorted(progress.stranded) == ["healed", "stuck"]
+    healed["status"] = {"phase": "Succeeded"}
+    progress.forget()
+    clock.now += 1
+    progress.sample()
+    assert [s.name for s in progress.stop()] == ["stuck"]
