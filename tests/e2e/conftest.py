@@ -414,8 +414,9 @@ class Replicas:
         ``name`` is the replica's identity where the mechanism needs one (a shard's Lease);
         kopf peering makes up its own ids.
         """
-        priority = 200 + self.joined if leading else 100
-        self.joined += leading
+        priority = 100
+        if leading:
+            priority, self.joined = 200 + self.joined, self.joined + 1
         op = self.start("--peering", self.PEERING, "--priority", str(priority), env=self.env)
         if self.first is None:
             self.first = op
