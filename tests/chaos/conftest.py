@@ -7,6 +7,10 @@ same way. What is added here:
 - ``chaos_emulator``: the emulator as a process with a state file, which a scenario can stop
   (DLI outage: connection refused), SIGKILL and restart on the same port with the same jobs.
 - ``RateSampler``: DLI requests per second, sampled from the emulator's counters.
+- ``Progress`` (tests/e2e/progress.py): every job's status sampled through the scenario, for
+  the audit's Stranded column; a scenario calls ``audit.progress.excuse`` for the seconds in
+  which it left the jobs without a replica, and sets ``audit.progress.timings`` when it changes
+  the poll interval or the DLI rate.
 - ``audit``: the one audit every scenario ends with (see ``Findings``), and ``record``, which
   writes each scenario's figures to a JSON file for docs/reliability.md (tests/chaos/report.py).
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.progress import Progress, Timings
 
 from dli_operator import controlplane
 
@@ -151,6 +156,9 @@ class Findings:
     """Jobs neither final nor correctly running, or final in a phase DLI does not agree with."""
     leaked: int = 0
     """DLI batches of deleted (Cancel policy) jobs still running."""
+    stranded: int = 0
+    """Jobs with work to do and a replica to do it, and no progress for over two poll intervals
+    beyond what a documented wait explains (tests/e2e/progress.py)."""
     operator_exits: int = 0
     """Operator processes that ended without being asked to."""
     secret_hits: int = 0
@@ -158,7 +166,7 @@ class Findings:
     problems: list[str] = field(default_factory=list)
 
     def clean(self) -> bool:
-        counts = (self.duplicates, self.lost, self.stuck, self.leaked)
+        counts = (self.duplicates, self.lost, self.stuck, self.stranded, self.leaked)
         return not any((*counts, self.operator_exits, self.secret_hits))
 
 
@@ -170,6 +178,7 @@ class Audit:
         self.deleted: set[tuple[str, str]] = set()
         self.secrets: set[str] = {ACCESS_KEY, SECRET_KEY}
         self.logs: list[Path] = []
+        self.progress = Progress(self.items, emulator.jobs, Timings())
 
     def items(self) -> list[dict[str, Any]]:
         out = self.kube.kubectl("get", "dlibatchjobs", "-n", self.namespace, "-o", "json")
@@ -193,6 +202,12 @@ class Audit:
 
     def run(self, operators: list[Any], *, expected_exits: int = 0) -> Findings:
         found = Findings()
+        for stranded in self.progress.stop():
+            found.stranded += 1
+            found.problems.append(
+                f"{stranded.name}: stranded, no progress for {stranded.seconds:.0f}s "
+                f"({stranded.status})"
+            )
         batches = self.emulator.jobs()
         items = self.items()
         owners = {(i["metadata"]["name"], _uid8(i)): i for i in items}
@@ -299,7 +314,9 @@ def _unasked_exits(operators: list[Any]) -> int:
 
 
 @pytest.fixture
-def audit(kube, namespace: str, emulator: ChaosEmulator, operator_kubeconfig: Path) -> Audit:
+def audit(
+    kube, namespace: str, emulator: ChaosEmulator, operator_kubeconfig: Path
+) -> Iterator[Audit]:
     found = Audit(kube, namespace, emulator)
     token = next(
         (u["user"]["token"] for u in _yaml(operator_kubeconfig)["users"] if "token" in u["user"]),
@@ -307,7 +324,9 @@ def audit(kube, namespace: str, emulator: ChaosEmulator, operator_kubeconfig: Pa
     )
     if token:
         found.secrets.add(token)
-    return found
+    found.progress.start()
+    yield found
+    found.progress.stop()
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -328,6 +347,7 @@ class Result:
     duplicates: int
     lost: int
     stuck: int
+    stranded: int
     leaked: int
     operator_exits: int
     secret_hits: int
@@ -354,6 +374,7 @@ def record(rate: RateSampler) -> Record:
             duplicates=found.duplicates,
             lost=found.lost,
             stuck=found.stuck,
+            stranded=found.stranded,
             leaked=found.leaked,
             operator_exits=found.operator_exits,
             secret_hits=found.secret_hits,

@@ -19,12 +19,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "<!-- chaos-results:{section}:{end} -->"
 ORDER = [
-    "sigkill", "ha", "kube-apiserver-restart", "etcd-restart", "emulator-restart",
+    "sigkill", "ha", "pause-resume", "kube-apiserver-restart", "etcd-restart", "emulator-restart",
     "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
 ]  # fmt: skip
 COLUMNS = [
     ("Scenario", "scenario"), ("Scale", "scale"), ("Iterations", "iterations"),
-    ("Duplicates", "duplicates"), ("Lost", "lost"), ("Stuck", "stuck"), ("Leaked", "leaked"),
+    ("Duplicates", "duplicates"), ("Lost", "lost"), ("Stuck", "stuck"),
+    ("Stranded", "stranded"), ("Leaked", "leaked"),
     ("Operator exits", "operator_exits"), ("Secret hits", "secret_hits"),
     ("Peak DLI req/s", "peak_dli_rps"), ("Seconds", "seconds"), ("Commit", "commit"),
 ]  # fmt: skip

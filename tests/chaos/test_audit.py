@@ -1,16 +1,19 @@
 """The chaos audit itself, on made-up cluster and DLI views: each finding it must be able to make.
 
-A suite whose audit cannot fail proves nothing; these need no control plane.
+A suite whose audit cannot fail proves nothing; these need no control plane. The Stranded
+column comes from a sampler (tests/e2e/progress.py), fed here with made-up samples and clock.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.progress import Progress, Stranded, Timings
 
 from .conftest import Audit, Findings
 
@@ -99,3 +102,142 @@ def test_a_secret_in_a_log_or_an_event_is_a_hit(tmp_path: Path) -> None:
     found = audit.run([])
     assert found.secret_hits == 2
     assert not found.clean()
+
+
+# --- Stranded: the progress sampler, on made-up samples and a made-up clock -----------------
+
+NOW = 1_800_000_000.0  # epoch seconds; the statuses' timestamps are written relative to it
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(NOW + seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+ANNOUNCED = "waiting for a DLI request slot: about 30s, 29 requests ahead"
+
+
+def queued(message: str = ANNOUNCED) -> dict[str, Any]:
+    """A job whose intent is stored and whose step waits for a request slot."""
+    condition = {"type": "Submitted", "status": "False", "reason": "WaitingForRequestSlot",
+                 "message": message, "lastTransitionTime": stamp(0)}  # fmt: skip
+    submission = {"attempt": 1, "jobName": "job-0a1b2c3d-1", "requestedAt": stamp(0)}
+    return {"phase": "Pending", "submission": submission, "conditions": [condition]}
+
+
+def sampled(
+    statuses: list[dict[str, Any]], batches: list[dict[str, Any]], seconds: float, **timings: Any
+) -> list[Stranded]:
+    """Sample ``statuses`` (one job) every second for ``seconds``; the stranded found."""
+    clock = Clock()
+    items = [{"metadata": {"name": "job", "uid": UID}, "status": s} for s in statuses]
+    current = {"i": 0}
+    progress = Progress(
+        lambda: [items[min(current["i"], len(items) - 1)]],
+        lambda: batches,
+        Timings(**timings),
+        clock=clock,
+    )
+    for step in range(int(seconds) + 1):
+        current["i"] = step
+        clock.now = NOW + step
+        progress.sample()
+    return progress.stop()
+
+
+def test_a_job_whose_step_never_comes_back_is_stranded() -> None:
+    # The issue-18 case: queued behind 30 s of requests, and nothing ever happens again.
+    stranded = sampled([queued()], [], 120, floor_seconds=20)
+    assert [s.name for s in stranded] == ["job"]
+    assert stranded[0].seconds > 30 + 20
+
+
+def test_a_job_waiting_out_its_announced_queue_is_not_stranded() -> None:
+    assert sampled([queued()], [], 45, floor_seconds=20) == []
+
+
+def test_a_job_behind_a_backlog_at_the_configured_rate_is_not_stranded() -> None:
+    # No announcement (another engine need not write one): a backlog of one job at 0.01/s.
+    status = {"phase": "Pending"}
+    assert sampled([status], [], 60, dli_rate=0.01, floor_seconds=5) == []
+    assert sampled([status], [], 60, floor_seconds=5) != []
+
+
+def test_a_running_job_dli_still_runs_is_not_stranded_and_one_dli_finished_is() -> None:
+    status = {"phase": "Running", "state": "running", "batchId": BATCH_1}
+    assert sampled([status], [batch(1, BATCH_1, "running")], 120) == []
+    assert sampled([status], [batch(1, BATCH_1, "success")], 120) != []
+
+
+def test_a_job_settling_a_create_that_may_have_left_is_not_stranded_until_the_settle_ends() -> None:
+    status = queued() | {"submission": {"attempt": 1, "jobName": "j", "sentAt": stamp(0)}}
+    status["conditions"][0] |= {"reason": "WaitingForLateCreate", "message": "looked up"}
+    assert sampled([status], [], 30, settle_seconds=22, floor_seconds=10) == []
+    assert sampled([status], [], 60, settle_seconds=22, floor_seconds=10) != []
+
+
+def test_a_job_in_its_retry_backoff_is_not_stranded() -> None:
+    status = {
+        "phase": "Recovering", "state": "dead", "batchId": BATCH_1, "retries": 1,
+        "attempts": [{"attempt": 1, "batchId": BATCH_1, "finishTime": stamp(0)}],
+    }  # fmt: skip
+    dead = [batch(1, BATCH_1, "dead")]
+    assert sampled([status], dead, 44, retry_backoff_seconds=40, floor_seconds=5) == []
+    assert sampled([status], dead, 50, retry_backoff_seconds=4, floor_seconds=5) != []
+
+
+def test_a_job_that_keeps_progressing_is_not_stranded() -> None:
+    # A new status every 10 s, each one 'due' at once: patience restarts at every change.
+    steps = [{"phase": "Pending", "retries": i // 10} for i in range(120)]
+    assert sampled(steps, [], 119, floor_seconds=15) == []
+
+
+def test_a_window_without_any_replica_is_excused() -> None:
+    clock = Clock()
+    item = {"metadata": {"name": "job", "uid": UID}, "status": queued("soon")}
+    progress = Progress(lambda: [item], lambda: [], Timings(floor_seconds=10), clock=clock)
+    progress.excuse(100)
+    for step in range(105):
+        clock.now = NOW + step
+        progress.sample()
+    assert progress.stop() == []
+
+
+def test_a_final_or_user_blocked_job_is_never_stranded() -> None:
+    for status in (
+        {"phase": "Succeeded"},
+        {"phase": "Suspended"},
+        {"phase": "Pending", "conditions": [{"type": "Submitted", "reason": "PolicyDenied"}]},
+    ):
+        assert sampled([status], [], 300) == [], status
+
+
+def test_the_audit_counts_stranded_jobs() -> None:
+    audit = Audit(FakeKube([]), "ns", FakeEmulator([]))  # type: ignore[arg-type]
+    audit.progress.stranded["job"] = Stranded("job", 99, "phase Pending")
+    found = audit.run([])
+    assert found.stranded == 1
+    assert not found.clean()
+
+
+def test_forgetting_keeps_a_job_still_stranded_and_drops_one_that_recovered() -> None:
+    clock = Clock()
+    stuck = {"metadata": {"name": "stuck", "uid": UID}, "status": queued("soon")}
+    healed = {"metadata": {"name": "healed", "uid": UID}, "status": queued("soon")}
+    progress = Progress(lambda: [stuck, healed], lambda: [], Timings(floor_seconds=10), clock=clock)
+    for step in range(30):
+        clock.now = NOW + step
+        progress.sample()
+    assert sorted(progress.stranded) == ["healed", "stuck"]
+    healed["status"] = {"phase": "Succeeded"}
+    progress.forget()
+    clock.now += 1
+    progress.sample()
+    assert [s.name for s in progress.stop()] == ["stuck"]

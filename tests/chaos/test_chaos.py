@@ -35,6 +35,7 @@ from .conftest import (
     Audit,
     ChaosEmulator,
     Record,
+    Timings,
     assert_clean,
     e2e,
     scaled,
@@ -46,6 +47,9 @@ RUN_SECONDS, OUTCOME = "spark.dli.emulator.runSeconds", "spark.dli.emulator.outc
 FAIL_FIRST, FAIL_KEY = "spark.dli.emulator.failFirst", "spark.dli.emulator.key"
 ERROR_BODY = {"error_code": "DLI.0999", "error_msg": "Internal error (sent with HTTP 200)"}
 MANY = 10**9  # "times" of a rule meant to last until cleared
+# How long a freshly started operator (or one whose control plane or DLI just came back) may
+# take before it serves its jobs: process start, login, first watch; a loaded 2-core machine.
+STARTUP_SECONDS = 15.0
 
 
 def seeded() -> random.Random:
@@ -80,6 +84,7 @@ def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str,
 def started(ops: list[Any], audit: Audit, op: Any) -> Any:
     ops.append(op)
     audit.logs.append(op.log)
+    audit.progress.excuse(STARTUP_SECONDS)  # no job is served until it is up
     return op
 
 
@@ -158,6 +163,9 @@ def test_ha_two_replicas_under_load_with_the_active_one_killed_or_paused(
             replica()
         else:  # the item-1 case: a paused active replica that wakes up after the handover
             active.process.send_signal(signal.SIGSTOP)
+            # Unserved until the standby sees the lifetime run out, and again when the woken
+            # replica (the higher priority) takes the jobs back.
+            audit.progress.excuse(2 * lifetime + 4.0 + STARTUP_SECONDS)
             time.sleep(lifetime + rng.uniform(1.0, 4.0))
             active.process.send_signal(signal.SIGCONT)
             paused += 1
@@ -165,6 +173,46 @@ def test_ha_two_replicas_under_load_with_the_active_one_killed_or_paused(
         audit, ops, record, "ha", disruptions, began, timeout=scaled(180, 900),
         notes=f"{count} jobs; {disruptions - paused} SIGKILLs, {paused} SIGSTOP/SIGCONT "
         f"of the active replica; peering lifetime {lifetime}s",
+    )  # fmt: skip
+
+
+def test_pause_resume_inside_the_stop_grace_with_a_backlog_in_the_limiter(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """Issue 18: a replica joins (taking the jobs over) and leaves again, SIGKILLed and then
+    SIGTERMed, each time within seconds, while a low DLI rate keeps a queue in the limiter: the
+    resumes land inside the stop grace (40 s) of steps still waiting for a request slot. How a
+    replica joins and leaves is ``e2e.Replicas``'s business (kopf peering today)."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    # The issue's recipe per cycle: a replica joins, is SIGKILLed, joins again, leaves (SIGTERM).
+    count, cycles, rate, poll = scaled(50, 150), scaled(1, 4), float(scaled(2, 4)), 2.0
+    # One list refresh per poll goes first (urgent reads); two replicas may split the budget.
+    submit_rate = (rate - 1 / poll) / 2
+    audit.progress.timings = Timings(poll_seconds=poll, dli_rate=submit_rate, floor_seconds=10.0)
+    env = {
+        "DLI_OPERATOR_DLI__REQUESTS_PER_SECOND": str(rate),
+        "DLI_OPERATOR_DLI__BURST": "1",
+        "DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS": str(poll),
+    }
+    replicas = e2e.Replicas(kube, namespace, start_operator, env)
+    started(ops, audit, replicas.replica("first", leading=False))
+    jobs.apply_many(mixed_jobs(rng, count, prefix="pr"))
+    _wait(lambda: len(emulator.jobs()) >= 3, 60, "the first submissions")
+    for _ in range(cycles):
+        for kill in (True, False):
+            joiner = started(ops, audit, replicas.join())
+            audit.progress.excuse(replicas.gap_seconds)
+            time.sleep(rng.uniform(2.0, 5.0))
+            replicas.leave(joiner, kill=kill)
+            audit.progress.excuse(replicas.gap_seconds)
+            time.sleep(rng.uniform(1.0, 3.0))
+    backlog = count - len(emulator.jobs())
+    finish(
+        audit, ops, record, "pause-resume", 2 * cycles, began,
+        timeout=count / submit_rate + 90,
+        notes=f"{count} jobs at {rate:.0f} DLI req/s (burst 1, poll {poll:.0f}s); "
+        f"{2 * cycles} times a replica joined and left within seconds (SIGKILL, SIGTERM), "
+        f"{backlog} jobs still unsubmitted after the last",
     )  # fmt: skip
 
 
@@ -182,6 +230,7 @@ def test_control_plane_restarts(
     for _ in range(restarts):
         time.sleep(rng.uniform(2.0, 6.0))
         restart_control_plane_process(kube, component)
+        audit.progress.excuse(STARTUP_SECONDS)  # the operator's watches reconnect
     finish(
         audit, ops, record, f"{component}-restart", restarts, began, timeout=scaled(150, 400),
         notes=f"{count} jobs; SIGKILL and restart of {component}",
@@ -200,6 +249,7 @@ def test_emulator_restart_with_its_state_file(
         emulator.stop(signal.SIGKILL)
         time.sleep(rng.uniform(0.5, 3.0))
         emulator.start()
+        audit.progress.excuse(STARTUP_SECONDS)  # error backoffs run out first
     finish(
         audit, ops, record, "emulator-restart", restarts, began, timeout=scaled(150, 400),
         notes=f"{count} jobs; SIGKILL of the emulator, restarted from its state file",
@@ -218,6 +268,7 @@ def test_a_dli_outage_keeps_the_request_rate_bounded_and_jobs_resume(
         "DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS": "5",
         "DLI_OPERATOR_RECONCILE__ERROR_BACKOFF_SECONDS": "5",
     }
+    audit.progress.timings = Timings(poll_seconds=5.0)
     specs = {n: {"conf": {RUN_SECONDS: str(rng.randint(outage // 2, outage))}} for n in
              (f"out-{i:03d}" for i in range(count))}  # fmt: skip
     jobs.apply_many(specs)
@@ -228,6 +279,7 @@ def test_a_dli_outage_keeps_the_request_rate_bounded_and_jobs_resume(
     time.sleep(outage)
     during = dli_requests(port) - before
     emulator.start()
+    audit.progress.excuse(STARTUP_SECONDS)  # error backoffs run out first
     per_job_minute = during / count / (outage / 60)
     finish(
         audit, ops, record, "dli-outage", 1, began, timeout=scaled(150, 400),
@@ -313,6 +365,7 @@ def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_he
     denied = _denied(emulator) - first
     reasons = {_submitted_reason(jobs.status(n)) for n in jobs.phases()}
     put_secret(kube, namespace, ACCESS_KEY, SECRET_KEY)
+    audit.progress.excuse(blocked + STARTUP_SECONDS)  # blocked jobs look again this late
     per_job_minute = denied / count / (window / 60)
     finish(
         audit, ops, record, "auth-faults", count, began, timeout=scaled(120, 300),

@@ -95,6 +95,8 @@ class Operator:
     log: Path
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    stopped: bool = False
+    """Asked to stop (SIGTERM): the exit that follows is expected, whatever its code."""
 
     def start(self) -> Operator:
         args = [*CLI, "run", "--namespace", self.namespace, "--liveness", "", *self.extra]
@@ -111,6 +113,7 @@ class Operator:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.stopped = True
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
@@ -379,3 +382,71 @@ def install_peering(kube: Any, namespace: str, name: str = "dli-operator") -> No
         kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))
+
+
+class Replicas:
+    """Replicas of one namespace and their handovers: the one place that knows the mechanism.
+
+    Today kopf peering (active/standby by priority, deploy/base/peering.yaml): a replica that
+    joins with a higher priority takes every job over, the others pause; when it leaves (SIGKILL:
+    once its keep-alive runs out, ``lifetime`` seconds; SIGTERM: at once) the next one resumes.
+    Tests say only ``replica``, ``join`` and ``leave`` and wait for nothing else, so another
+    mechanism (Lease-based shards: every replica active with its share) replaces this class
+    without touching their assertions. ``gap_seconds`` is the longest a handover may leave a job
+    with no replica serving it (the peering lifetime, or a lease's).
+    """
+
+    PEERING = "dli-operator"
+
+    def __init__(
+        self, kube: Any, namespace: str, start: Callable[..., Operator], env: dict[str, str]
+    ) -> None:
+        self.lifetime = 5
+        self.gap_seconds = self.lifetime + 5.0
+        self.start, self.joined = start, 0
+        self.env = {**env, "DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(self.lifetime)}
+        self.first: Operator | None = None
+        install_peering(kube, namespace, self.PEERING)
+
+    def replica(self, name: str, leading: bool) -> Operator:
+        """Start a replica; ``leading``: it takes the jobs over from the ones already running.
+
+        ``name`` is the replica's identity where the mechanism needs one (a shard's Lease);
+        kopf peering makes up its own ids.
+        """
+        priority = 100
+        if leading:
+            priority, self.joined = 200 + self.joined, self.joined + 1
+        op = self.start("--peering", self.PEERING, "--priority", str(priority), env=self.env)
+        if self.first is None:
+            self.first = op
+            self._wait_for(op, "Resuming operations", 1)  # kopf starts a peer paused
+        return op
+
+    def join(self) -> Operator:
+        """A replica joins and takes jobs over; returns once the handover happened."""
+        assert self.first is not None, "start the first replica with replica()"
+        paused = self._count(self.first, "Pausing operations")
+        op = self.replica(f"joiner-{self.joined}", leading=True)
+        self._wait_for(self.first, "Pausing operations", paused + 1)
+        return op
+
+    def leave(self, op: Operator, kill: bool) -> None:
+        """``op`` leaves (SIGKILL or SIGTERM); returns once its jobs are served again."""
+        assert self.first is not None
+        resumed = self._count(self.first, "Resuming operations")
+        assert op.process is not None
+        # SIGTERM is not waited for: the replica may take its stop grace to exit.
+        op.stopped = not kill
+        op.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self._wait_for(self.first, "Resuming operations", resumed + 1, self.gap_seconds + 30)
+
+    @staticmethod
+    def _count(op: Operator, line: str) -> int:
+        return op.log.read_text(errors="replace").count(line) if op.log.exists() else 0
+
+    def _wait_for(self, op: Operator, line: str, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._count(op, line) < count:
+            assert time.monotonic() < deadline, f"{op.log.name}: no {line!r} within {timeout}s"
+            time.sleep(0.2)
