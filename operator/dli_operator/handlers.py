@@ -71,6 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.wakeups = {}
     memo.events = EventPoster(kube)
     memo.membership = _membership(config, kube)
+    if (membership := memo.membership) is not None:
+        # The replicas of a ring share each DLI rate budget evenly; the sum stays within it.
+        membership.on_change(lambda: runtime.share_budget(len(membership.members)))
     memo.engine = _engine(config, memo)
     informer = Informer(kube, PLURAL, memo.engine.observe, namespaces=memo.get("namespaces", ()))
     memo.tasks = [
@@ -183,9 +186,11 @@ def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> lis
 
 @kopf.on.cleanup(id="close")
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    await memo.engine.stop()
     if memo.membership is not None:
-        await memo.membership.leave()  # the others take this replica's jobs at once
+        # First: the others take this replica's jobs at once, while its steps in flight see
+        # they no longer own them and send nothing (the fence settles any race).
+        await memo.membership.leave()
+    await memo.engine.stop()
     for task in memo.tasks:
         task.cancel()
     await asyncio.gather(*memo.tasks, return_exceptions=True)

@@ -37,6 +37,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.configured = rate
         self.max_rate = rate
         self.rate = rate
         self.burst = burst
@@ -90,6 +91,12 @@ class RateLimiter:
             now = self._clock()
             self._tat = max(self._tat, now + seconds + tolerance)
             self._paused_until = max(self._paused_until, now + seconds)
+
+    def share(self, fraction: float) -> None:
+        """Use ``fraction`` of the configured rate: N shard replicas share one DLI budget
+        (DLI's gateway throttles per user, APIG.0308), so each takes 1/N of it (issue 18)."""
+        self.max_rate = max(MIN_RATE_PER_SECOND, self.configured * fraction)
+        self.rate = min(self.rate, self.max_rate) if fraction < 1 else self.max_rate
 
     def succeeded(self) -> None:
         """A request went through: recover part of the configured rate."""

@@ -104,6 +104,7 @@ class Runtime:
         self._transport = transport
         self._retry_policy = retry_policy
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
+        self._share = 1.0
         self._dli: dict[tuple[Target, str], Dli] = {}
         self._credentials: dict[str, Credentials] = {}
         self._secrets: dict[tuple[str, str], tuple[float, Secret | None]] = {}
@@ -113,6 +114,12 @@ class Runtime:
         self._trusted = _trusted(settings)
         self._identity = credentials.identity(settings, transport)
         metrics.watch_limiters(self._limiters.values)
+
+    def share_budget(self, replicas: int) -> None:
+        """Take 1/``replicas`` of every DLI rate budget: the shard's share (issue 18)."""
+        self._share = 1.0 / max(1, replicas)
+        for limiter in self._limiters.values():
+            limiter.share(self._share)
 
     async def aclose(self) -> None:
         for dli in self._dli.values():
@@ -265,9 +272,11 @@ class Runtime:
 
     def _build(self, target: Target, source: str) -> Dli:
         cfg = self.settings.dli
-        limiter = self._limiters.setdefault(
-            (target.endpoint, target.project_id), RateLimiter(cfg.requests_per_second, cfg.burst)
-        )
+        limiter = self._limiters.get((target.endpoint, target.project_id))
+        if limiter is None:
+            limiter = RateLimiter(cfg.requests_per_second, cfg.burst)
+            limiter.share(self._share)
+            self._limiters[(target.endpoint, target.project_id)] = limiter
 
         def observe(operation: str, outcome: str, seconds: float) -> None:
             metrics.record_api_call(operation, outcome, seconds)

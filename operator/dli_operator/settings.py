@@ -173,10 +173,9 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    workers: int = Field(16, ge=1, le=1000)
-    """How many jobs are stepped at once. Steps mostly wait for DLI or the API server; more
-    workers than the DLI rate limit can serve in about two seconds only make jobs wait inside
-    the limiter (each then shows a queue position, one status write more)."""
+    workers: int = Field(32, ge=2, le=1000)
+    """How many jobs are stepped at once. Half of them at most submit (a submission may wait
+    for a DLI request slot); the rest poll and cancel, so a backlog never delays a poll."""
 
 
 class ShardingSettings(BaseModel):

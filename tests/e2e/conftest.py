@@ -387,66 +387,73 @@ def install_peering(kube: Any, namespace: str, name: str = "dli-operator") -> No
 class Replicas:
     """Replicas of one namespace and their handovers: the one place that knows the mechanism.
 
-    Today kopf peering (active/standby by priority, deploy/base/peering.yaml): a replica that
-    joins with a higher priority takes every job over, the others pause; when it leaves (SIGKILL:
-    once its keep-alive runs out, ``lifetime`` seconds; SIGTERM: at once) the next one resumes.
-    Tests say only ``replica``, ``join`` and ``leave`` and wait for nothing else, so another
-    mechanism (Lease-based shards: every replica active with its share) replaces this class
-    without touching their assertions. ``gap_seconds`` is the longest a handover may leave a job
-    with no replica serving it (the peering lifetime, or a lease's).
+    Lease-based shards (issue 18): every replica is active and owns its share of the jobs by
+    consistent hashing; a replica that joins takes a share over at once, one that leaves with
+    SIGTERM deletes its Lease so the others take its share at once, and a SIGKILLed one's share
+    moves when its Lease expires (``lease`` seconds, by the survivors' own clocks). Tests say
+    only ``replica``, ``join`` and ``leave``, so their assertions hold for any mechanism.
+    ``gap_seconds`` is the longest a handover may leave a job with no replica serving it.
     """
-
-    PEERING = "dli-operator"
 
     def __init__(
         self, kube: Any, namespace: str, start: Callable[..., Operator], env: dict[str, str]
     ) -> None:
-        self.lifetime = 5
-        self.gap_seconds = self.lifetime + 5.0
+        self.lease, renew = 5, 1
+        self.gap_seconds = self.lease + renew + 5.0
         self.start, self.joined = start, 0
-        self.env = {**env, "DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(self.lifetime)}
+        self.env = {
+            **env,
+            "DLI_OPERATOR_SHARDING__ENABLED": "true",
+            # The operator's RBAC (deploy/base) grants Leases in its own namespace only; one
+            # ring per test namespace keeps tests apart.
+            "DLI_OPERATOR_SHARDING__NAMESPACE": "dli-operator-system",
+            "DLI_OPERATOR_SHARDING__RING": namespace,
+            "DLI_OPERATOR_SHARDING__LEASE_SECONDS": str(self.lease),
+            "DLI_OPERATOR_SHARDING__RENEW_SECONDS": str(renew),
+        }
         self.first: Operator | None = None
-        install_peering(kube, namespace, self.PEERING)
+        self.names: dict[int, str] = {}
 
     def replica(self, name: str, leading: bool) -> Operator:
-        """Start a replica; ``leading``: it takes the jobs over from the ones already running.
-
-        ``name`` is the replica's identity where the mechanism needs one (a shard's Lease);
-        kopf peering makes up its own ids.
-        """
-        priority = 100
-        if leading:
-            priority, self.joined = 200 + self.joined, self.joined + 1
-        op = self.start("--peering", self.PEERING, "--priority", str(priority), env=self.env)
+        """Start a replica named ``name``; with shards every replica leads its own share."""
+        op = self.start(env={**self.env, "DLI_OPERATOR_SHARDING__IDENTITY": name})
+        self.names[id(op)] = name
         if self.first is None:
             self.first = op
-            self._wait_for(op, "Resuming operations", 1)  # kopf starts a peer paused
+            self._wait_for_ring(op, {name})
         return op
 
     def join(self) -> Operator:
-        """A replica joins and takes jobs over; returns once the handover happened."""
+        """A replica joins and takes jobs over; returns once the first replica sees it."""
         assert self.first is not None, "start the first replica with replica()"
-        paused = self._count(self.first, "Pausing operations")
-        op = self.replica(f"joiner-{self.joined}", leading=True)
-        self._wait_for(self.first, "Pausing operations", paused + 1)
+        name = f"joiner-{self.joined}"
+        self.joined += 1
+        op = self.replica(name, leading=True)
+        self._wait_for_ring(self.first, {self.names[id(self.first)], name})
         return op
 
     def leave(self, op: Operator, kill: bool) -> None:
         """``op`` leaves (SIGKILL or SIGTERM); returns once its jobs are served again."""
         assert self.first is not None
-        resumed = self._count(self.first, "Resuming operations")
         assert op.process is not None
         # SIGTERM is not waited for: the replica may take its stop grace to exit.
         op.stopped = not kill
         op.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        self._wait_for(self.first, "Resuming operations", resumed + 1, self.gap_seconds + 30)
+        self._wait_for_ring(self.first, {self.names[id(self.first)]}, self.gap_seconds + 30)
 
     @staticmethod
-    def _count(op: Operator, line: str) -> int:
-        return op.log.read_text(errors="replace").count(line) if op.log.exists() else 0
+    def ring(op: Operator) -> set[str] | None:
+        """The members in the last ``shard ring`` line of ``op``'s log (shards/membership.py)."""
+        text = op.log.read_text(errors="replace") if op.log.exists() else ""
+        lines = [line for line in text.splitlines() if "shard ring " in line and "members" in line]
+        if not lines:
+            return None
+        return {part.strip() for part in lines[-1].split("members", 1)[1].split(",")}
 
-    def _wait_for(self, op: Operator, line: str, count: int, timeout: float = 60.0) -> None:
+    def _wait_for_ring(self, op: Operator, members: set[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._count(op, line) < count:
-            assert time.monotonic() < deadline, f"{op.log.name}: no {line!r} within {timeout}s"
+        while self.ring(op) != members:
+            assert time.monotonic() < deadline, (
+                f"{op.log.name}: ring {self.ring(op)} is not {members} within {timeout}s"
+            )
             time.sleep(0.2)

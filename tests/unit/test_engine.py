@@ -288,3 +288,32 @@ async def test_a_replica_fenced_by_its_clock_keeps_its_keys_and_acts_once_renewe
     shards.fresh = True  # renewed, and still no ring change (no callback)
     await engine.reconcile("ns/a")
     assert driver.steps == ["a"]
+
+
+async def test_a_backlog_of_submissions_never_takes_the_workers_polls_need(parts) -> None:
+    engine, driver, kube, _ = parts  # 2 workers: a submit lane of 1
+    release = asyncio.Event()
+    polled: list[str] = []
+
+    async def step(body: Any, announce: Any, *, owned: Callable[[], bool]) -> float:
+        if body["status"].get("batchId"):
+            polled.append(body["metadata"]["name"])
+            return 60.0
+        await release.wait()  # waiting for a DLI request slot
+        driver.steps.append(body["metadata"]["name"])
+        return 60.0
+
+    driver.step = step  # type: ignore[method-assign]
+    for n in range(5):
+        add(engine, kube, job(f"new-{n}", meta={"finalizers": [FINALIZER]}))
+    add(engine, kube, job("running", meta={"finalizers": [FINALIZER]}, status={"batchId": "b"}))
+    runner = asyncio.create_task(engine.run())
+    await asyncio.sleep(0.2)
+    assert polled == ["running"]  # four submissions wait parked, not in a worker
+    assert len(engine._parked) == 4
+    release.set()
+    await asyncio.sleep(0.2)
+    assert sorted(driver.steps) == [f"new-{n}" for n in range(5)]
+    assert not engine._parked
+    await engine.stop()
+    runner.cancel()

@@ -141,3 +141,15 @@ def test_an_urgent_read_still_waits_out_a_retry_after_pause(clock: Clock) -> Non
     assert limiter.reserve_urgent() == 3.0
     clock.now += 3.0
     assert limiter.reserve_urgent() == 0.0
+
+
+def test_shard_replicas_share_the_configured_rate_and_take_it_back() -> None:
+    limiter = RateLimiter(10.0, 1)
+    limiter.share(1 / 4)
+    assert limiter.max_rate == 2.5
+    assert limiter.rate == 2.5
+    limiter.share(1.0)  # the others left: the whole budget again
+    assert limiter.rate == 10.0
+    limiter.throttled()
+    limiter.share(1 / 2)  # a throttled rate is never raised by a new share
+    assert limiter.rate == 5.0

@@ -38,6 +38,8 @@ WARNING_REASONS = frozenset(
         Reason.RATE_LIMITED,
         Reason.UNKNOWN_STATE,
         Reason.CANCEL_REFUSED,
+        # The condition GitOpsTtlRisk (resources/health.py): its Event comes with it, once.
+        "TtlUnderGitOps",
     }
 )
 

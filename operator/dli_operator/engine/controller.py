@@ -95,6 +95,12 @@ class Engine:
         self._on_child = on_child
         self._owned: set[str] = set()
         self._stopping = False
+        # The submit lane: steps that may wait long for a DLI request slot (a new attempt)
+        # take at most half the workers, so polls and cancels always find one free. A key
+        # that finds the lane full is parked, in order, and due again when a slot frees.
+        self._submit_cap = max(1, workers // 2)
+        self._submitting = 0
+        self._parked: dict[str, None] = {}
         self.ownership.on_change(self.resync)
         metrics.ENGINE_QUEUE.set_function(lambda: len(self.queue))
         metrics.ENGINE_IN_FLIGHT.set_function(lambda: self.queue.in_flight)
@@ -153,6 +159,7 @@ class Engine:
 
     def _gone(self, key: str, old: Body | Finished | None) -> None:
         self.cache.remove(key)
+        self._parked.pop(key, None)
         self.queue.discard(key)
         self._owned.discard(key)
         metrics.SHARD_OWNED_JOBS.set(len(self._owned))
@@ -186,6 +193,12 @@ class Engine:
 
     async def _work(self) -> None:
         while (key := await self.queue.get()) is not None:
+            lane = _submits(self.cache.get(key))
+            if lane and self._submitting >= self._submit_cap:
+                self._parked[key] = None
+                self.queue.done(key)
+                continue
+            self._submitting += lane
             delay: float | None
             try:
                 delay = await self.reconcile(key)
@@ -195,9 +208,21 @@ class Engine:
                 logger.exception("step of %s crashed", key)
                 delay = self.queue.backoff(key)
             finally:
+                self._submitting -= lane
                 self.queue.done(key)
             if delay is not None and not self._stopping:
                 self.queue.add(key, delay)
+            if lane:
+                self._unpark()
+
+    def _unpark(self) -> None:
+        """Make the longest-parked key due again, now that the submit lane has room."""
+        while self._parked and self._submitting < self._submit_cap:
+            key = next(iter(self._parked))
+            del self._parked[key]
+            if key in self.cache:
+                self.queue.add(key)
+                return
 
     async def reconcile(self, key: str) -> float | None:
         """One step of ``key``: the seconds until it is due again, or None (no timer)."""
@@ -285,6 +310,14 @@ def _needs_step(old: Body | Finished | None, new: Body) -> bool:
         return True
     generation = (new.get("metadata") or {}).get("generation")
     return bool(generation != (old.get("metadata") or {}).get("generation"))
+
+
+def _submits(entry: Body | Finished | None) -> bool:
+    """Whether the next step of ``entry`` is likely a submission (it may wait for DLI)."""
+    if entry is None or isinstance(entry, Finished) or is_deleting(entry):
+        return False
+    status = entry.get("status") or {}
+    return not status.get("batchId") or bool(status.get("submission"))
 
 
 def _finalizers(body: Mapping[str, Any]) -> list[str]:
