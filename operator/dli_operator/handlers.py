@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,12 +81,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(informer.run(), name="informer"),
         asyncio.create_task(memo.engine.run(), name="engine"),
         asyncio.create_task(memo.events.run(), name="events"),
+        asyncio.create_task(_report_synced(informer, memo.engine), name="synced"),
         asyncio.create_task(leadership.watch(kube, settings.peering), name="leadership"),
     ]
     if memo.membership is not None:
         memo.tasks.append(asyncio.create_task(memo.membership.run(), name="membership"))
     metrics.start_metrics_server(
         config.metrics.port, namespace_label=config.metrics.namespace_label
+    )
+
+
+async def _report_synced(informer: Informer, engine: Engine) -> None:
+    """Say once when every served object is known (the benchmark's "ready")."""
+    began = time.monotonic()
+    await informer.synced.wait()
+    logger.info(
+        "engine synced: %d DliBatchJobs listed (%d with a timer) in %.1fs",
+        len(engine.cache),
+        len(engine.queue),
+        time.monotonic() - began,
     )
 
 
