@@ -28,7 +28,7 @@ import dli_operator.resources
 REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "crds"
 # Where the condition reasons are defined: (module file, class of string constants).
-REASONS = [(REPO / "operator" / "dli_operator" / "reconcile.py", "Reason")]
+REASONS = [(REPO / "operator" / "dli_operator" / "outcomes.py", "Reason")]
 HEADER = """\
 # API reference
 
