@@ -236,6 +236,7 @@ async def test_a_membership_change_hands_keys_over_both_ways(parts) -> None:
     for callback in shards.callbacks:
         callback()
     assert engine.queue.due_in("ns/a") is None  # gone: no timer here any more
+    assert driver.ledger.forgotten == ["uid-a"]  # nor its claims
     assert engine.queue.due_in("ns/b") is not None  # arrived: stepped here from now on
     await engine.reconcile("ns/b")
     assert driver.steps == ["b"]

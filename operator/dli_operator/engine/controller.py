@@ -140,6 +140,10 @@ class Engine:
                 if key in self._owned:
                     self._owned.discard(key)
                     self.queue.discard(key)
+                    self._parked.pop(key, None)
+                    # Its claims and written statuses are another replica's business now
+                    # (a step still in flight ends normally: the queue never runs two).
+                    self.driver.ledger.forget(_uid(entry))
                     metrics.SHARD_HANDOVERS.labels("out").inc()
                 continue
             if key not in self._owned:
