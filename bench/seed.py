@@ -78,9 +78,7 @@ def seed(
 ) -> dict[str, Any]:
     """Create ``count`` finished jobs; return the seconds taken, the rate and the errors."""
     begin = time.monotonic()
-    errors = asyncio.run(
-        _seed(server, pki, namespace, count, endpoint, project_id, concurrency)
-    )
+    errors = asyncio.run(_seed(server, pki, namespace, count, endpoint, project_id, concurrency))
     seconds = time.monotonic() - begin
     return {
         "jobs": count,
