@@ -10,6 +10,7 @@ answers 404 and shows in the emulator's outcomes. Requests go out concurrently o
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
 FINALIZER = f"{GROUP}/finalizer"
 ROLE_LABEL = "bench.dli.dev/role"  # "seeded" or "live": the bench's watch reads only "live"
 SEED_PREFIX = "seed-"
+FAILURES: list[str] = []  # the last error of each job that could not be seeded
 
 
 def seeded_manifest(name: str) -> dict[str, Any]:
@@ -86,6 +88,7 @@ def seed(
         "per_second": round(count / max(seconds, 1e-9), 1),
         "errors": errors,
         "concurrency": concurrency,
+        "first_errors": FAILURES[:3],
     }
 
 
@@ -102,12 +105,9 @@ async def _seed(
     names = iter(range(count))
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        verify=str(pki / "ca.crt"),
-        cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
-        limits=limits,
-        timeout=120.0,
-    ) as http:
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    async with httpx.AsyncClient(verify=context, limits=limits, timeout=120.0) as http:
 
         async def worker() -> None:
             nonlocal errors
@@ -124,6 +124,7 @@ async def _one(
 ) -> bool:
     name = f"{SEED_PREFIX}{index:06d}"
     status = {"status": final_status(index, endpoint, project_id)}
+    last = ""
     for attempt in range(5):
         try:
             created = await http.post(base, json=seeded_manifest(name))
@@ -136,6 +137,10 @@ async def _one(
             )
             patched.raise_for_status()
             return True
-        except httpx.HTTPError:
-            await asyncio.sleep(0.2 * (attempt + 1))
+        except httpx.HTTPStatusError as error:
+            last = f"{error.response.status_code} {error.response.text[:300]}"
+        except httpx.HTTPError as error:
+            last = repr(error)
+        await asyncio.sleep(0.2 * (attempt + 1))
+    FAILURES.append(f"{name}: {last}")
     return False
