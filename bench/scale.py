@@ -173,10 +173,13 @@ def start_cluster(workdir: Path, bin_dir: Path) -> controlplane.ControlPlane:
     plane = controlplane.start(workdir / "cluster", bin_dir=bin_dir)
     kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
     subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD)], check=True)
-    subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev"],
-        check=True,
-    )
+    for attempt in range(5):  # "not found" right after the apply, on a busy machine
+        wait = [*kubectl, "wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev"]
+        if subprocess.run(wait).returncode == 0:
+            break
+        if attempt == 4:
+            raise RuntimeError("the CRD never became Established")
+        time.sleep(1.0)
     subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True)
     return plane
 
