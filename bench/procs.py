@@ -54,9 +54,17 @@ def get_json(url: str, timeout: float = 120.0) -> Any:
         return json.loads(response.read())
 
 
-def get_text(url: str, timeout: float = 30.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode())
+def get_text(url: str, timeout: float = 30.0, attempts: int = 10) -> str:
+    """GET ``url``, retried: a replica the resharding just restarted may reset the first tries."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return str(response.read().decode())
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 @dataclass
