@@ -1,13 +1,17 @@
 """Scale benchmark: N DliBatchJobs through a real kube-apiserver, the operator and the emulator.
 
-Starts its own control plane (etcd + kube-apiserver), the DLI emulator and one operator process,
-creates ``--jobs`` DliBatchJobs as fast as the API server takes them, and measures how long the
-operator takes to submit them all and to see them all finish, how many DLI calls it made (per
-operation and per job), whether any job was submitted twice, the status lag (DLI state change to
-status), and what the operator, kube-apiserver and etcd cost in memory and CPU.
+Starts its own control plane (etcd + kube-apiserver), the DLI emulator and one operator process
+(or ``--replicas N``), creates ``--jobs`` DliBatchJobs as fast as the API server takes them, and
+measures how long the operator takes to submit them all and to see them all finish, how many DLI
+calls it made (per operation and per job), whether any job was submitted twice, the status lag
+(DLI state change to status), what the operator, kube-apiserver and etcd cost in memory and CPU,
+and kube-apiserver's own request counts (``apiserver_request_total``: writes per job, 409s).
 
     .venv/bin/python bench/scale.py --jobs 1000
     .venv/bin/python bench/scale.py --jobs 10000 --rps 1000 --burst 1000
+    .venv/bin/python bench/scale.py --seed-finished 100000 --jobs 1      # start to ready
+    .venv/bin/python bench/scale.py --jobs 2000 --no-limit --replicas 1,2  # shard throughput
+    .venv/bin/python bench/scale.py --jobs 300 --no-limit --replicas 3 --reshard-every 60
 
 Every process it starts is stopped when it ends, also on Ctrl-C or SIGTERM. See
 docs/benchmarks.md for what the figures mean and the recorded runs.
@@ -19,37 +23,42 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import random
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "operator"))
+import apimetrics
+from figures import audit, machine, operator_metrics, percentiles, status_lag, timeline
+from procs import (
+    ROOT,
+    LoadSampler,
+    Usage,
+    controlplane,
+    get_json,
+    interruptible,
+    log,
+    spawn,
+    stop,
+    usage,
+)
+from replicas import Replicas, Resharder, StrandedSampler, describe_quota
+from report import compare, describe_comparison, report
+from seed import SEED_PREFIX, seed
+from watch import GROUP, LIVE_SELECTOR, PLURAL, VERSION, Watcher, create_all
 
-from dli_operator import controlplane  # noqa: E402
-
-GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 CLI = str(Path(sys.executable).parent / "dli-operator")
 CRD = ROOT / "crds" / "dlibatchjobs.dli.dev.yaml"
-FINAL = {"Succeeded", "Failed", "Cancelled"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RESULTS = ROOT / "bench" / "results"
-# The timeline's resolution: cumulative submitted and final counts every this many seconds.
-TIMELINE_BUCKET_SECONDS = 10
+NAMESPACE = "bench"
+NO_LIMIT_RPS, NO_LIMIT_BURST = 1_000_000.0, 1_000_000
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,6 +67,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8, help="threads creating the objects")
     p.add_argument("--rps", type=float, default=10.0, help="DLI_OPERATOR_DLI__REQUESTS_PER_SECOND")
     p.add_argument("--burst", type=int, default=20, help="DLI_OPERATOR_DLI__BURST")
+    p.add_argument(
+        "--no-limit",
+        action="store_true",
+        help=f"no DLI limit to speak of (--rps {NO_LIMIT_RPS:g} --burst {NO_LIMIT_BURST})",
+    )
     p.add_argument(
         "--poll-interval", type=float, default=10.0, help="..._RECONCILE__POLL_INTERVAL_SECONDS"
     )
@@ -68,6 +82,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="create every object before starting the operator (a backlog, as after a restart)",
     )
+    p.add_argument(
+        "--seed-finished",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before the operator starts, create N jobs whose status is already final "
+        "(Succeeded); then measure start to ready, DLI calls for them and RSS",
+    )
+    p.add_argument("--seed-concurrency", type=int, default=32, help="seeding requests at once")
+    p.add_argument(
+        "--replicas",
+        type=_counts,
+        default=[1],
+        metavar="N[,N...]",
+        help="operator processes, with DLI_OPERATOR_SHARDING__*; a list runs each in turn "
+        "and prints the throughput ratio to the first",
+    )
+    p.add_argument(
+        "--cpu-quota",
+        choices=["taskset", "cfs", "none"],
+        help="each replica's CPU budget: one core by taskset, a 1-core CFS quota, or none "
+        "(default: taskset with --replicas, else none)",
+    )
+    p.add_argument(
+        "--reshard-every",
+        type=float,
+        metavar="S",
+        help="SIGKILL one replica every S s under load and start it again",
+    )
+    p.add_argument("--reshard-down", type=float, help="s a killed replica stays down (S/2)")
+    p.add_argument(
+        "--stranded-after",
+        type=float,
+        help="a job not final with no status change for longer is stranded (2 poll intervals)",
+    )
     p.add_argument("--timeout", type=float, default=7200.0, help="give up after this many s")
     p.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir, deleted)")
     p.add_argument("--output", type=Path, help="also write the figures as JSON here")
@@ -77,650 +126,416 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help=f"only draw PNGs from the recorded runs in {RESULTS.relative_to(ROOT)} (bench extra)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.no_limit:
+        args.rps, args.burst = NO_LIMIT_RPS, NO_LIMIT_BURST
+    if args.cpu_quota is None:
+        args.cpu_quota = "taskset" if max(args.replicas) > 1 or len(args.replicas) > 1 else "none"
+    if args.reshard_every and args.reshard_down is None:
+        args.reshard_down = args.reshard_every / 2
+    if args.stranded_after is None:
+        args.stranded_after = 2 * args.poll_interval
+    return args
 
 
-# --- processes --------------------------------------------------------------------------------
-
-
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            args,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
-            preexec_fn=controlplane.die_with_parent,
-        )
-
-
-def stop(proc: subprocess.Popen[bytes] | None, grace: float = 40.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def get_json(url: str, timeout: float = 120.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def get_text(url: str, timeout: float = 30.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode())
-
-
-@dataclass
-class Usage:
-    """Peak RSS and CPU seconds of a process, from /proc."""
-
-    peak_rss_mb: float
-    rss_mb: float
-    cpu_seconds: float
-
-
-def usage(pid: int) -> Usage | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-
-    def kb(key: str) -> float:
-        return int(fields[key].split()[0]) / 1024
-
-    # Fields after the ")" of the command name; utime and stime are fields 14 and 15.
-    rest = stat.rsplit(")", 1)[1].split()
-    cpu = (int(rest[11]) + int(rest[12])) / CLK_TCK
-    return Usage(round(kb("VmHWM"), 1), round(kb("VmRSS"), 1), round(cpu, 1))
-
-
-# --- the watch: when each object first showed what ---------------------------------------------
-
-
-@dataclass
-class Seen:
-    created: float | None = None  # the create call returned (bench clock, epoch seconds)
-    first_event: float | None = None
-    batch_id: str | None = None
-    submitted: float | None = None  # status.batchId first seen
-    states: dict[str, float] = field(default_factory=dict)  # status.state -> first seen
-    phases: dict[str, float] = field(default_factory=dict)  # status.phase -> first seen
-    status_writes: int = 0  # watch events that changed status
-
-
-class Watcher(threading.Thread):
-    """A watch on the namespace's DliBatchJobs, recording the first time each state was seen."""
-
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        super().__init__(daemon=True, name="watch")
-        from kubernetes import client
-
-        self.api = client.CustomObjectsApi(api_client)
-        self.namespace = namespace
-        self.seen: dict[str, Seen] = {}
-        self.lock = threading.Lock()
-        self.halt = threading.Event()
-        self.events = 0
-        self.submitted = 0
-        self.final = 0
-        self._last_status: dict[str, Any] = {}
-
-    def counts(self) -> tuple[int, int, int]:
-        with self.lock:
-            return len(self.seen), self.submitted, self.final
-
-    def run(self) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        rv = ""
-        while not self.halt.is_set():
-            w = watch.Watch()
-            try:
-                if not rv:
-                    listing = self.api.list_namespaced_custom_object(
-                        GROUP, VERSION, self.namespace, PLURAL
-                    )
-                    for item in listing["items"]:
-                        self._record(item, time.time())
-                    rv = listing["metadata"]["resourceVersion"]
-                for event in w.stream(
-                    self.api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    resource_version=rv,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=300,
-                ):
-                    now = time.time()
-                    obj = event["object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self._record(obj, now)
-                    if self.halt.is_set():
-                        break
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = ""  # too old: list again
-                else:
-                    time.sleep(0.5)
-            except Exception:
-                time.sleep(0.5)
-            finally:
-                w.stop()
-
-    def _record(self, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        status = obj.get("status") or {}
-        with self.lock:
-            self.events += 1
-            seen = self.seen.setdefault(name, Seen())
-            if seen.first_event is None:
-                seen.first_event = now
-            if status != self._last_status.get(name):
-                seen.status_writes += 1
-                self._last_status[name] = status
-            if status.get("batchId") and seen.submitted is None:
-                seen.submitted, seen.batch_id = now, status["batchId"]
-                self.submitted += 1
-            state, phase = status.get("state"), status.get("phase")
-            if state and state not in seen.states:
-                seen.states[state] = now
-            if phase and phase not in seen.phases:
-                seen.phases[phase] = now
-                if phase in FINAL:
-                    self.final += 1
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("replica counts are positive integers")
+    return counts
 
 
 # --- the benchmark ----------------------------------------------------------------------------
 
 
-def manifest(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "DliBatchJob",
-        "metadata": {"name": name},
-        "spec": {
-            "queue": "default",
-            "file": "obs://bench/jars/spark-examples.jar",
-            "className": "org.apache.spark.examples.SparkPi",
-            "args": ["100"],
-        },
-    }
+@dataclass
+class Stack:
+    """What one run started, so that everything is stopped whatever happens."""
+
+    workdir: Path
+    emulator: subprocess.Popen[bytes] | None = None
+    replicas: Replicas | None = None
+    watcher: Watcher | None = None
+    plane: controlplane.ControlPlane | None = None
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.halt.set()
+        log("stopping the operator, the emulator and the control plane")
+        if self.replicas is not None:
+            self.replicas.stop_all(stop)
+        stop(self.emulator)
+        controlplane.stop(self.workdir / "cluster")
 
 
-def create_all(
-    kubeconfig: Path, namespace: str, names: list[str], threads: int, watcher: Watcher | None
-) -> tuple[float, float, int]:
-    """Create the objects from ``threads`` threads; return (start, end, errors)."""
-    from kubernetes import client, config
-
-    local = threading.local()
-
-    def api() -> Any:
-        if not hasattr(local, "api"):
-            cfg = client.Configuration()
-            config.load_kube_config(str(kubeconfig), client_configuration=cfg)
-            cfg.connection_pool_maxsize = 2
-            local.api = client.CustomObjectsApi(client.ApiClient(cfg))
-        return local.api
-
-    errors = 0
-    lock = threading.Lock()
-
-    def create(name: str) -> None:
-        nonlocal errors
-        for attempt in range(5):
-            try:
-                api().create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, manifest(name)
-                )
-                break
-            except client.exceptions.ApiException as exc:
-                if exc.status == 409:  # a retry of a create that went through
-                    break
-                if attempt == 4:
-                    with lock:
-                        errors += 1
-                    return
-                time.sleep(0.2 * (attempt + 1))
-        if watcher is not None:
-            with watcher.lock:
-                watcher.seen.setdefault(name, Seen()).created = time.time()
-
-    begin = time.time()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(create, names))
-    return begin, time.time(), errors
-
-
-class LoadSampler(threading.Thread):
-    """The 1-minute load average and process usage, every few seconds."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True, name="load")
-        self.samples: list[float] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(5.0):
-            self.samples.append(os.getloadavg()[0])
-
-
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    values = sorted(values)
-
-    def at(q: float) -> float:
-        return round(values[min(len(values) - 1, int(q * len(values)))], 2)
-
-    return {
-        "n": len(values),
-        "min": round(values[0], 2),
-        "p50": at(0.50),
-        "p90": at(0.90),
-        "p99": at(0.99),
-        "max": round(values[-1], 2),
-        "mean": round(statistics.fmean(values), 2),
-    }
-
-
-def machine(bin_dir: Path) -> dict[str, Any]:
-    import kopf
-
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
+def start_cluster(workdir: Path, bin_dir: Path) -> controlplane.ControlPlane:
+    log(f"control plane in {workdir / 'cluster'}")
+    plane = controlplane.start(workdir / "cluster", bin_dir=bin_dir)
+    kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD)], check=True)
+    for attempt in range(5):  # "not found" right after the apply, on a busy machine
+        wait = [*kubectl, "wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev"]
+        if subprocess.run(wait).returncode == 0:
             break
-    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        if attempt == 4:
+            raise RuntimeError("the CRD never became Established")
+        time.sleep(1.0)
+    subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True)
+    return plane
 
-    def version(binary: str) -> str:
-        try:
-            out = subprocess.run(
-                [str(bin_dir / binary), "--version"], capture_output=True, text=True, timeout=10
+
+def start_emulator(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = controlplane.free_port()
+    command = [CLI, "emulator", "--port", str(port)]
+    command += ["--start-seconds", str(args.start_seconds), "--run-seconds", str(args.run_seconds)]
+    proc = spawn(command, workdir / "emulator.log")
+    controlplane.wait_for_port(port)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def operator_env(
+    args: argparse.Namespace, plane: controlplane.ControlPlane, emulator_url: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
+    env.update(
+        KUBECONFIG=str(plane.kubeconfig),
+        DLI_OPERATOR_DLI__ENDPOINT=emulator_url,
+        DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",
+        DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
+        DLI_OPERATOR_DLI__ACCESS_KEY="EMULATORAK",
+        DLI_OPERATOR_DLI__SECRET_KEY="EMULATORSK",
+        DLI_OPERATOR_DLI__REQUESTS_PER_SECOND=str(args.rps),
+        DLI_OPERATOR_DLI__BURST=str(args.burst),
+        DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=str(args.poll_interval),
+        DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=NAMESPACE,
+    )
+    return env
+
+
+def start_operators(stack: Stack, count: int) -> float:
+    """Start the replicas; return when they were started (epoch s), their ports open."""
+    assert stack.replicas is not None
+    started = time.time()
+    stack.replicas.start_all()
+    for replica in stack.replicas.replicas:
+        controlplane.wait_for_port(replica.metrics_port, timeout=600)
+    pids = [r.proc.pid for r in stack.replicas.replicas if r.proc]
+    log(
+        f"{count} operator process(es) {pids}: "
+        f"metrics ports open after {time.time() - started:.1f}s"
+    )
+    return started
+
+
+@dataclass
+class Progress:
+    t_submitted: float | None = None
+    t_done: float | None = None
+    t_first_submission: float | None = None
+
+
+def wait_final(args: argparse.Namespace, stack: Stack, t0: float, deadline: float) -> Progress:
+    """Until every live job is final (or the deadline): log every 15 s, note the milestones."""
+    assert stack.watcher is not None
+    assert stack.replicas is not None
+    progress, last = Progress(), 0.0
+    while time.monotonic() < deadline:
+        stack.replicas.check()
+        seen, submitted, final = stack.watcher.counts()
+        now = time.time()
+        if progress.t_first_submission is None and submitted:
+            progress.t_first_submission = now
+        if progress.t_submitted is None and submitted >= args.jobs:
+            progress.t_submitted = now
+        if final >= args.jobs:
+            progress.t_done = now
+            break
+        if now - last >= 15:
+            last = now
+            stack.replicas.sample_usage()
+            rss = [u.rss_mb for pid in stack.replicas.live_pids() if (u := usage(pid))]
+            log(
+                f"t={now - t0:6.0f}s seen {seen} submitted {submitted} final {final} "
+                f"load {os.getloadavg()[0]:.2f} operator rss {rss}MB"
             )
-            return out.stdout.strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return "?"
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": round(int(mem) / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "kopf": kopf.__version__ if hasattr(kopf, "__version__") else _dist_version("kopf"),
-        "kube-apiserver": version("kube-apiserver"),
-        "etcd": version("etcd"),
-    }
+        time.sleep(0.2)
+    return progress
 
 
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
+def settle_gauge(args: argparse.Namespace, port: int, done: bool) -> float | None:
+    """How long until the operator's jobs-by-phase gauge agrees with the API server.
 
-    return version(name)
-
-
-def operator_metrics(port: int) -> dict[str, float]:
-    """The operator's own ``dli_operator_*`` series (histograms as _count and _sum only)."""
-    out: dict[str, float] = {}
-    for line in get_text(f"http://127.0.0.1:{port}/metrics").splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, _, value = line.rpartition(" ")
-        keep = key.startswith("dli_operator_") and "_bucket{" not in key
-        keep = keep or key.startswith(("process_", "python_gc_objects_collected"))
-        if keep and not key.split("{")[0].endswith("_created"):
-            with contextlib.suppress(ValueError):
-                out[key] = float(value)
-    return out
+    The gauge follows kopf's own watch: the time it takes is how far kopf's event processing
+    lags behind. Meaningful for one replica only (a shard counts its own jobs)."""
+    start = time.time()
+    key = 'dli_operator_batchjobs{phase="Succeeded"}'
+    expected = args.jobs + args.seed_finished
+    metrics = operator_metrics(port)
+    limit = 120 if done else 0
+    while metrics.get(key, 0) < expected and time.time() - start < limit:
+        time.sleep(1.0)
+        metrics = operator_metrics(port)
+    return round(time.time() - start, 1) if metrics.get(key, 0) >= expected else None
 
 
-def audit(
-    emulator_jobs: list[dict[str, Any]], items: list[dict[str, Any]]
-) -> dict[str, int | list[str]]:
-    """Every DliBatchJob must own exactly one DLI job, the one its status names."""
-    owners = {o["metadata"]["name"]: o for o in items}
-    held: dict[str, list[dict[str, Any]]] = {}
-    strays = 0
-    for job in emulator_jobs:
-        name, uid8, _attempt = (job.get("name") or "").rsplit("-", 2)
-        owner = owners.get(name)
-        if owner is None or owner["metadata"]["uid"].replace("-", "")[:8] != uid8:
-            strays += 1
-            continue
-        held.setdefault(name, []).append(job)
-    duplicates = [n for n, jobs in held.items() if len(jobs) > 1]
-    missing = [n for n in owners if n not in held]
-    mismatched = [
-        n
-        for n, jobs in held.items()
-        if len(jobs) == 1 and (owners[n].get("status") or {}).get("batchId") != jobs[0]["id"]
-    ]
-    return {
-        "dli_jobs": len(emulator_jobs),
-        "objects": len(owners),
-        "duplicates": len(duplicates),
-        "missing": len(missing),
-        "batch_id_mismatch": len(mismatched),
-        "strays": strays,
-        "examples": (duplicates + missing + mismatched)[:5],
-    }
+def dli_calls_idle(emulator_url: str, seconds: float) -> dict[str, Any]:
+    """DLI calls made while every job is final, over ``seconds`` (must be none)."""
+    before = get_json(f"{emulator_url}/_emulator/calls")["calls"]
+    time.sleep(seconds)
+    after = get_json(f"{emulator_url}/_emulator/calls")["calls"]
+    calls = {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
+    return {"seconds": seconds, "calls": calls, "total": sum(calls.values())}
 
 
-def status_lag(
-    seen: dict[str, Seen], emulator_jobs: list[dict[str, Any]], sample: int
+def seeded_dli_figures(
+    calls: dict[str, Any], emulator_jobs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Seconds from the emulator's state change to the watch showing it in status.state."""
-    by_batch = {s.batch_id: name for name, s in seen.items() if s.batch_id}
-    jobs = [j for j in emulator_jobs if j["id"] in by_batch]
-    if sample and len(jobs) > sample:
-        jobs = random.Random(0).sample(jobs, sample)
-    lags: dict[str, list[float]] = {}
-    for job in jobs:
-        states = seen[by_batch[job["id"]]].states
-        for step in job["history"]:
-            shown = states.get(step["state"])
-            if shown is not None:
-                lags.setdefault(step["state"], []).append(shown - step["at"] / 1000)
-    return {state: percentiles(values) for state, values in sorted(lags.items())}
+    """DLI calls about the seeded jobs: their batch ids are unknown to the emulator (404), and
+    any batch created for one carries its name."""
+    not_found = sum(counts.get("404", 0) for counts in calls["outcomes"].values())
+    created = sum(1 for j in emulator_jobs if (j.get("name") or "").startswith(SEED_PREFIX))
+    return {"calls_answered_404": not_found, "batches_created": created}
 
 
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so the cleanup below always runs."""
-
-    def raise_interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from kubernetes import client, config
-
-    namespace = "bench"
+def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
+    """One benchmark with ``count`` operator replicas; everything started is stopped after."""
     temp = None
     if args.workdir:
-        workdir = args.workdir.resolve()
+        workdir = (args.workdir / f"replicas-{count}").resolve()
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         temp = tempfile.TemporaryDirectory(prefix="dli-bench-")
         workdir = Path(temp.name)
     bin_dir = controlplane.find_binaries()
-    emulator: subprocess.Popen[bytes] | None = None
-    operator: subprocess.Popen[bytes] | None = None
-    watcher: Watcher | None = None
-    sampler = LoadSampler()
     results: dict[str, Any] = {"command": shlex.join([sys.executable, *sys.argv])}
     results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results["replicas"] = count
+    results["cpu_quota"] = describe_quota(args.cpu_quota, count)
     results["machine"] = machine(bin_dir)
     results["load_before"] = [round(x, 2) for x in os.getloadavg()]
+    stack = Stack(workdir)
+    sampler = LoadSampler()
     try:
-        log(f"control plane in {workdir / 'cluster'}")
-        plane = controlplane.start(workdir / "cluster", bin_dir=bin_dir)
-        pids = json.loads(plane.pidfile.read_text())
-        kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
-        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD)], check=True)
-        subprocess.run(
-            [*kubectl, "wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev"],
-            check=True,
-        )
-        subprocess.run([*kubectl, "create", "namespace", namespace], check=True)
-
-        emulator_port = controlplane.free_port()
-        emulator = spawn(
-            [
-                CLI,
-                "emulator",
-                "--port",
-                str(emulator_port),
-                "--start-seconds",
-                str(args.start_seconds),
-                "--run-seconds",
-                str(args.run_seconds),
-            ],
-            workdir / "emulator.log",
-        )
-        controlplane.wait_for_port(emulator_port)
-        emulator_url = f"http://127.0.0.1:{emulator_port}"
-
-        metrics_port = controlplane.free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DLI_OPERATOR_")}
-        env.update(
-            KUBECONFIG=str(plane.kubeconfig),
-            DLI_OPERATOR_DLI__ENDPOINT=emulator_url,
-            DLI_OPERATOR_DLI__ALLOW_INSECURE_ENDPOINT="true",
-            DLI_OPERATOR_DLI__PROJECT_ID=PROJECT_ID,
-            DLI_OPERATOR_DLI__ACCESS_KEY="EMULATORAK",
-            DLI_OPERATOR_DLI__SECRET_KEY="EMULATORSK",
-            DLI_OPERATOR_DLI__REQUESTS_PER_SECOND=str(args.rps),
-            DLI_OPERATOR_DLI__BURST=str(args.burst),
-            DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=str(args.poll_interval),
-            DLI_OPERATOR_METRICS__PORT=str(metrics_port),
-            DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=namespace,
-        )
-        operator_args = [CLI, "run", "--namespace", namespace, "--standalone", "--liveness", ""]
-
-        cfg = client.Configuration()
-        config.load_kube_config(str(plane.kubeconfig), client_configuration=cfg)
-        watcher = Watcher(client.ApiClient(cfg), namespace)
-        watcher.start()
-        sampler.start()
-        names = [f"bench-{i:05d}" for i in range(args.jobs)]
-
-        def start_operator() -> subprocess.Popen[bytes]:
-            proc = spawn(operator_args, workdir / "operator.log", env)
-            controlplane.wait_for_port(metrics_port, timeout=60)
-            return proc
-
-        if not args.create_first:
-            operator = start_operator()
-            log(f"operator pid {operator.pid}; creating {args.jobs} DliBatchJobs")
-        t0, t_created, create_errors = create_all(
-            plane.kubeconfig, namespace, names, args.threads, watcher
-        )
-        results["create"] = {
-            "seconds": round(t_created - t0, 2),
-            "per_second": round(args.jobs / max(t_created - t0, 1e-9), 1),
-            "errors": create_errors,
-            "operator_running": operator is not None,
-        }
-        log(f"created {args.jobs} in {t_created - t0:.1f}s ({create_errors} errors)")
-        if operator is None:
-            t0 = time.time()  # the clock starts when the operator does
-            operator = start_operator()
-            log(f"operator pid {operator.pid} started on a backlog of {args.jobs}")
-
-        deadline = time.monotonic() + args.timeout
-        t_submitted = t_done = None
-        last = 0.0
-        while time.monotonic() < deadline:
-            if operator.poll() is not None:
-                raise RuntimeError(f"the operator exited ({operator.returncode})")
-            seen, submitted, final = watcher.counts()
-            now = time.time()
-            if t_submitted is None and submitted >= args.jobs:
-                t_submitted = now
-            if final >= args.jobs:
-                t_done = now
-                break
-            if now - last >= 15:
-                last = now
-                op = usage(operator.pid)
-                log(
-                    f"t={now - t0:6.0f}s seen {seen} submitted {submitted} final {final} "
-                    f"load {os.getloadavg()[0]:.2f} operator rss {op.rss_mb if op else '?'}MB"
-                )
-            time.sleep(0.2)
-        if t_done is None:
-            results["timed_out"] = True
-        _, results["submitted_at_end"], results["final_at_end"] = watcher.counts()
-        elapsed = (t_done or time.time()) - t0
-
-        # The operator's jobs-by-phase gauge follows kopf's own watch: how long until it agrees
-        # with the API server is how far kopf's event processing lags behind.
-        settle_start = time.time()
-        metrics = operator_metrics(metrics_port)
-        key = 'dli_operator_batchjobs{phase="Succeeded"}'
-        settle_limit = 0 if t_done is None else 120
-        while metrics.get(key, 0) < args.jobs and time.time() - settle_start < settle_limit:
-            time.sleep(1.0)
-            metrics = operator_metrics(metrics_port)
-        results["gauge_settled_after_seconds"] = (
-            round(time.time() - settle_start, 1) if metrics.get(key, 0) >= args.jobs else None
-        )
-        results["operator_metrics_at_end"] = {
-            k: v for k, v in operator_metrics(metrics_port).items() if "batchjobs{" in k
-        }
-        # Figures: after the run, before anything is stopped.
-        calls = get_json(f"{emulator_url}/_emulator/calls")
-        emulator_jobs = get_json(f"{emulator_url}/_emulator/jobs", timeout=600)["jobs"]
-        api = client.CustomObjectsApi(client.ApiClient(cfg))
-        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-        phases: dict[str, int] = {}
-        for item in items:
-            phase = (item.get("status") or {}).get("phase", "none")
-            phases[phase] = phases.get(phase, 0) + 1
-        with watcher.lock:
-            seen_all = dict(watcher.seen)
-            watch_events = watcher.events
-        submit_latency = [
-            s.submitted - s.created for s in seen_all.values() if s.submitted and s.created
-        ]
-        total_calls = sum(calls["calls"].values())
-        results.update(
-            {
-                "jobs": args.jobs,
-                "phases": phases,
-                "seconds_to_all_submitted": round(t_submitted - t0, 1) if t_submitted else None,
-                "seconds_to_all_final": round(elapsed, 1) if t_done else None,
-                "submissions_per_minute": (
-                    round(args.jobs / (t_submitted - t0) * 60, 0) if t_submitted else None
-                ),
-                "completions_per_minute": round(args.jobs / elapsed * 60, 0) if t_done else None,
-                "submit_latency_seconds": percentiles(submit_latency),
-                "dli_calls": calls["calls"],
-                "dli_outcomes": calls["outcomes"],
-                "dli_calls_total": total_calls,
-                "dli_calls_per_job": round(total_calls / max(args.jobs, 1), 2),
-                "audit": audit(emulator_jobs, items),
-                "status_lag_seconds": status_lag(seen_all, emulator_jobs, args.sample),
-                "timeline": timeline(seen_all, t0),
-                "status_writes_per_job": percentiles(
-                    [float(s.status_writes) for s in seen_all.values()]
-                ),
-                "watch_events": watch_events,
-                "operator": vars(usage(operator.pid) or Usage(0, 0, 0)),
-                "kube_apiserver": vars(usage(pids["kube-apiserver"]) or Usage(0, 0, 0)),
-                "etcd": vars(usage(pids["etcd"]) or Usage(0, 0, 0)),
-                "emulator": vars(usage(emulator.pid) or Usage(0, 0, 0)),
-                "operator_metrics": operator_metrics(metrics_port),
-            }
-        )
-        sampler.halt.set()
-        loads = sampler.samples or [os.getloadavg()[0]]
-        results["load_during"] = {
-            "min": round(min(loads), 2),
-            "mean": round(statistics.fmean(loads), 2),
-            "max": round(max(loads), 2),
-        }
-        results["load_after"] = [round(x, 2) for x in os.getloadavg()]
-        with contextlib.suppress(OSError):
-            lines = sum(1 for _ in (workdir / "operator.log").open("rb"))
-            results["operator_log_lines"] = lines
+        measure(args, count, stack, sampler, results)
         return results
     finally:
         sampler.halt.set()
-        if watcher is not None:
-            watcher.halt.set()
-        log("stopping the operator, the emulator and the control plane")
-        stop(operator)
-        stop(emulator)
-        controlplane.stop(workdir / "cluster")
+        stack.stop()
         if temp is not None:
             temp.cleanup()
 
 
-def timeline(seen: dict[str, Seen], t0: float) -> dict[str, Any]:
-    """Jobs submitted and final so far, every TIMELINE_BUCKET_SECONDS (for the plots)."""
-    submitted = [s.submitted - t0 for s in seen.values() if s.submitted]
-    final = [
-        min(t for p, t in s.phases.items() if p in FINAL) - t0
-        for s in seen.values()
-        if FINAL & s.phases.keys()
-    ]
-    end = max([*submitted, *final, 0.0])
-    edges = [i * TIMELINE_BUCKET_SECONDS for i in range(int(end // TIMELINE_BUCKET_SECONDS) + 2)]
-    return {
-        "bucket_seconds": TIMELINE_BUCKET_SECONDS,
-        "submitted": [sum(1 for t in submitted if t <= edge) for edge in edges],
-        "final": [sum(1 for t in final if t <= edge) for edge in edges],
-    }
+def measure(
+    args: argparse.Namespace,
+    count: int,
+    stack: Stack,
+    sampler: LoadSampler,
+    results: dict[str, Any],
+) -> None:
+    from kubernetes import client, config
 
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def report(r: dict[str, Any]) -> str:
-    m = r["machine"]
-    lines = [
-        "",
-        f"command: {r['command']}",
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Linux {m['kernel']}",
-        f"         Python {m['python']}, kopf {m['kopf']}, {m['kube-apiserver']}, {m['etcd']}",
-        f"load average: before {r['load_before']}, during {r['load_during']}, "
-        f"after {r['load_after']}",
-        "",
-        f"jobs                      {r['jobs']}  (phases: {r['phases']})",
-        f"create                    {r['create']}",
-        f"all submitted after       {r['seconds_to_all_submitted']} s",
-        f"all finished after        {r['seconds_to_all_final']} s",
-        f"submissions per minute    {r['submissions_per_minute']}",
-        f"completions per minute    {r['completions_per_minute']}",
-        f"submit latency (s)        {r['submit_latency_seconds']}",
-        f"DLI calls                 {r['dli_calls']}  total {r['dli_calls_total']}, "
-        f"{r['dli_calls_per_job']} per job",
-        f"DLI outcomes              {r['dli_outcomes']}",
-        f"audit                     {r['audit']}",
-        f"status writes per job     {r['status_writes_per_job']}",
-        "status lag (s) by state:",
-        *(f"  {state:10} {lag}" for state, lag in r["status_lag_seconds"].items()),
-        f"operator                  {r['operator']}  log lines {r.get('operator_log_lines')}",
-        f"kube-apiserver            {r['kube_apiserver']}",
-        f"etcd                      {r['etcd']}",
-        f"emulator                  {r['emulator']}",
-        f"watch events              {r['watch_events']}",
-        f"phase gauge agreed after  {r['gauge_settled_after_seconds']} s "
-        f"(at the end: {r['operator_metrics_at_end']})",
-        "operator metrics:",
-        *(f"  {k} {v:g}" for k, v in sorted(r["operator_metrics"].items())),
-    ]
-    if r.get("timed_out"):
-        lines.insert(
-            1,
-            f"TIMED OUT: {r['submitted_at_end']} submitted, {r['final_at_end']} final "
-            f"of {r['jobs']} after {r['settings']['timeout']} s",
+    stack.plane = plane = start_cluster(stack.workdir, controlplane.find_binaries())
+    pids = json.loads(plane.pidfile.read_text())
+    stack.emulator, emulator_url = start_emulator(args, stack.workdir)
+    scraper = apimetrics.ApiServerMetrics(plane.server, plane.workdir / "pki")
+    if args.seed_finished:
+        log(f"seeding {args.seed_finished} finished DliBatchJobs")
+        results["seed"] = seed(
+            plane.server,
+            plane.workdir / "pki",
+            NAMESPACE,
+            args.seed_finished,
+            endpoint=emulator_url,
+            project_id=PROJECT_ID,
+            concurrency=args.seed_concurrency,
         )
-    return "\n".join(lines)
+        log(f"seeded: {results['seed']}")
+    operator_args = [CLI, "run", "--namespace", NAMESPACE, "--standalone", "--liveness", ""]
+    stack.replicas = Replicas(
+        count,
+        operator_args,
+        operator_env(args, plane, emulator_url),
+        workdir=stack.workdir,
+        namespace=NAMESPACE,
+        quota=args.cpu_quota,
+        spawn=spawn,
+        free_port=controlplane.free_port,
+    )
+    log(f"CPU: {results['cpu_quota']}")
+    cfg = client.Configuration()
+    config.load_kube_config(str(plane.kubeconfig), client_configuration=cfg)
+    stack.watcher = watcher = Watcher(client.ApiClient(cfg), NAMESPACE)
+    watcher.start()
+    sampler.start()
+    stranded = StrandedSampler(watcher, args.stranded_after)
+    names = [f"bench-{i:05d}" for i in range(args.jobs)]
+
+    api_before = scraper.scrape()
+    t_started = None
+    if not args.create_first:
+        t_started = start_operators(stack, count)
+        log(f"creating {args.jobs} DliBatchJobs")
+    t0, t_created, create_errors = create_all(
+        plane.kubeconfig, NAMESPACE, names, args.threads, watcher
+    )
+    results["create"] = {
+        "seconds": round(t_created - t0, 2),
+        "per_second": round(args.jobs / max(t_created - t0, 1e-9), 1),
+        "errors": create_errors,
+        "operator_running": t_started is not None,
+    }
+    log(f"created {args.jobs} in {t_created - t0:.1f}s ({create_errors} errors)")
+    if t_started is None:
+        t0 = t_started = start_operators(stack, count)  # the clock starts with the operator
+        log(f"operator started on a backlog of {args.jobs}")
+    resharder = None
+    if args.reshard_every:
+        resharder = Resharder(stack.replicas, args.reshard_every, args.reshard_down)
+        resharder.start()
+    stranded.start()
+    progress = wait_final(args, stack, t0, time.monotonic() + args.timeout)
+    stranded.halt.set()
+    if resharder is not None:
+        resharder.halt.set()
+        resharder.join()
+        restart_killed(stack)
+    collect(args, stack, results, progress, t0, t_started, emulator_url, pids)
+    results["stranded"] = stranded.result()
+    results["reshards"] = resharder.events if resharder else []
+    results["apiserver"] = apimetrics.summarize(
+        apimetrics.delta(api_before, scraper.scrape()),
+        args.jobs,  # live jobs; writes to seeded ones add to it
+    )
+    if args.seed_finished:
+        results["dli_calls_idle"] = dli_calls_idle(emulator_url, 2 * args.poll_interval)
+    sampler.halt.set()
+    loads = sampler.samples or [os.getloadavg()[0]]
+    results["load_during"] = {
+        "min": round(min(loads), 2),
+        "mean": round(statistics.fmean(loads), 2),
+        "max": round(max(loads), 2),
+    }
+    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
+
+
+def restart_killed(stack: Stack) -> None:
+    """After the resharding, every replica up again (for the figures read from them)."""
+    assert stack.replicas is not None
+    for replica in stack.replicas.replicas:
+        if replica.proc is None or replica.proc.poll() is not None:
+            stack.replicas.start(replica)
+            controlplane.wait_for_port(replica.metrics_port, timeout=600)
+
+
+def collect(
+    args: argparse.Namespace,
+    stack: Stack,
+    results: dict[str, Any],
+    progress: Progress,
+    t0: float,
+    t_started: float,
+    emulator_url: str,
+    pids: dict[str, int],
+) -> None:
+    """The figures: after the run, before anything is stopped."""
+    from kubernetes import client, config
+
+    assert stack.watcher is not None
+    assert stack.replicas is not None
+    assert stack.plane is not None
+    watcher, replicas = stack.watcher, stack.replicas
+    if progress.t_done is None:
+        results["timed_out"] = True
+    _, results["submitted_at_end"], results["final_at_end"] = watcher.counts()
+    elapsed = (progress.t_done or time.time()) - t0
+    port = replicas.replicas[0].metrics_port
+    results["gauge_settled_after_seconds"] = (
+        settle_gauge(args, port, progress.t_done is not None)
+        if len(replicas.replicas) == 1
+        else None
+    )
+    results["operator_metrics_at_end"] = {
+        k: v for k, v in operator_metrics(port).items() if "batchjobs{" in k
+    }
+    calls = get_json(f"{emulator_url}/_emulator/calls")
+    emulator_jobs = get_json(f"{emulator_url}/_emulator/jobs", timeout=600)["jobs"]
+    cfg = client.Configuration()
+    config.load_kube_config(str(stack.plane.kubeconfig), client_configuration=cfg)
+    api = client.CustomObjectsApi(client.ApiClient(cfg))
+    items = api.list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, label_selector=LIVE_SELECTOR
+    )["items"]
+    phases: dict[str, int] = {}
+    for item in items:
+        phase = (item.get("status") or {}).get("phase", "none")
+        phases[phase] = phases.get(phase, 0) + 1
+    with watcher.lock:
+        seen_all = dict(watcher.seen)
+        watch_events = watcher.events
+    submit_latency = [
+        s.submitted - s.created for s in seen_all.values() if s.submitted and s.created
+    ]
+    total_calls = sum(calls["calls"].values())
+    operators = replicas.usage()
+    first = progress.t_first_submission
+    live_emulator_jobs = [
+        j for j in emulator_jobs if not (j.get("name") or "").startswith(SEED_PREFIX)
+    ]
+    results.update(
+        {
+            "jobs": args.jobs,
+            "phases": phases,
+            "start_to_first_submission_seconds": round(first - t_started, 1) if first else None,
+            "seconds_to_all_submitted": _since(progress.t_submitted, t0),
+            "seconds_to_all_final": round(elapsed, 1) if progress.t_done else None,
+            "submissions_per_minute": (
+                round(args.jobs / (progress.t_submitted - t0) * 60, 0)
+                if progress.t_submitted
+                else None
+            ),
+            "completions_per_minute": (
+                round(args.jobs / elapsed * 60, 0) if progress.t_done else None
+            ),
+            "submit_latency_seconds": percentiles(submit_latency),
+            "dli_calls": calls["calls"],
+            "dli_outcomes": calls["outcomes"],
+            "dli_calls_total": total_calls,
+            "dli_calls_per_job": round(total_calls / max(args.jobs, 1), 2),
+            "audit": audit(live_emulator_jobs, items),
+            "status_lag_seconds": status_lag(seen_all, emulator_jobs, args.sample),
+            "timeline": timeline(seen_all, t0),
+            "status_writes_per_job": percentiles(
+                [float(s.status_writes) for s in seen_all.values()]
+            ),
+            "watch_events": watch_events,
+            "operator": operators[0] if len(operators) == 1 else _total(operators),
+            "operators": operators,
+            "kube_apiserver": vars(usage(pids["kube-apiserver"]) or Usage(0, 0, 0)),
+            "etcd": vars(usage(pids["etcd"]) or Usage(0, 0, 0)),
+            "emulator": vars(usage(stack.emulator.pid) if stack.emulator else Usage(0, 0, 0)),
+            "operator_metrics": operator_metrics(port),
+        }
+    )
+    if args.seed_finished:
+        results["seeded_dli"] = seeded_dli_figures(calls, emulator_jobs)
+    with contextlib.suppress(OSError):
+        results["operator_log_lines"] = sum(
+            sum(1 for _ in r.log.open("rb")) for r in replicas.replicas
+        )
+
+
+def _since(t: float | None, t0: float) -> float | None:
+    return round(t - t0, 1) if t else None
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The replicas together: summed RSS and CPU, the largest peak."""
+
+    def add(key: str) -> float:
+        return round(sum(r.get(key) or 0.0 for r in rows), 1)
+
+    peak = max((r.get("peak_rss_mb") or 0.0) for r in rows)
+    return {"peak_rss_mb": peak, "rss_mb": add("rss_mb"), "cpu_seconds": add("cpu_seconds")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -731,21 +546,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in plots.write_all(RESULTS):
             print(path.relative_to(ROOT))
         return 0
+    runs: list[dict[str, Any]] = []
     with interruptible():
         try:
-            results = run(args)
+            for count in args.replicas:
+                runs.append(run(args, count))
+                print(report(runs[-1]), flush=True)
         except KeyboardInterrupt:
             log("interrupted; everything started was stopped")
             return 130
-    print(report(results))
+    if len(runs) > 1:
+        runs[-1]["comparison"] = compare(runs)
+        print(describe_comparison(runs[-1]["comparison"]))
     if args.output:
-        args.output.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        with contextlib.suppress(ImportError):  # matplotlib comes with the bench extra
-            import plots
-
-            plots.write_all(args.output.parent)
-    ok = not results.get("timed_out") and not results["audit"]["duplicates"]
+        write_outputs(args.output, runs)
+    ok = all(not r.get("timed_out") and not r["audit"]["duplicates"] for r in runs)
     return 0 if ok else 1
+
+
+def write_outputs(output: Path, runs: list[dict[str, Any]]) -> None:
+    """One JSON per run: ``output`` itself, or ``<stem>-replicas<N>.json`` for a list."""
+    for r in runs:
+        path = output
+        if len(runs) > 1:
+            path = output.with_name(f"{output.stem}-replicas{r['replicas']}{output.suffix}")
+        path.write_text(json.dumps(r, indent=2, sort_keys=True) + "\n")
+    with contextlib.suppress(ImportError):  # matplotlib comes with the bench extra
+        import plots
+
+        plots.write_all(output.parent)
 
 
 if __name__ == "__main__":
