@@ -183,6 +183,23 @@ def test_a_job_settling_a_create_that_may_have_left_is_not_stranded_until_the_se
     assert sampled([status], [], 60, settle_seconds=22, floor_seconds=10) != []
 
 
+def test_a_settled_job_sent_again_waits_out_the_queue_it_announces() -> None:
+    # CI on main: after a handover the new owner waited out the settle of the old owner's
+    # claim, then queued its own send behind 30 s of requests; its sentAt is long past.
+    status = queued() | {"submission": {"attempt": 1, "jobName": "j", "sentAt": stamp(-40)}}
+    assert sampled([status], [], 38, settle_seconds=22, floor_seconds=10) == []
+    assert sampled([status], [], 60, settle_seconds=22, floor_seconds=10) != []
+
+
+def test_a_settled_job_waits_behind_the_backlog_at_the_configured_rate() -> None:
+    # The step that sends again may wait for a free place in the submit lane, announcing
+    # nothing: the backlog at the configured rate explains the wait, and no more than that.
+    status = queued() | {"submission": {"attempt": 1, "jobName": "j", "sentAt": stamp(0)}}
+    status["conditions"][0] |= {"reason": "WaitingForLateCreate", "message": "looked up"}
+    assert sampled([status], [], 60, settle_seconds=22, dli_rate=0.01, floor_seconds=5) == []
+    assert sampled([status], [], 60, settle_seconds=22, dli_rate=1.0, floor_seconds=5) != []
+
+
 def test_a_job_in_its_retry_backoff_is_not_stranded() -> None:
     status = {
         "phase": "Recovering", "state": "dead", "batchId": BATCH_1, "retries": 1,

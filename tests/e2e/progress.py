@@ -15,7 +15,7 @@ The rule (``due_at`` below), on what any engine shows from the outside, no opera
   outside the operator (credentials, policy, DLI errors: ``WAITING_ON_OTHERS``); its DLI batch,
   if it has one, has moved on from what the status shows; and none of the documented waits
   explains the delay: a claim whose create may have left (``sentAt`` plus the settle period,
-  the ``WaitingForLateCreate`` wait), a retry backoff (``RetryScheduled``: the attempt's finish
+  the ``WaitingForLateCreate`` wait, and then the queue a send again waits in), a retry backoff (``RetryScheduled``: the attempt's finish
   time plus the backoff), or a queue in the rate limiter (the wait the status announces in
   ``WaitingForRequestSlot``, or the backlog of unsubmitted jobs at the configured DLI rate);
 - a job is **stranded** when it stays due, without progress, for more than two poll intervals
@@ -133,9 +133,6 @@ def due_at(
     if reasons & WAITING_ON_OTHERS:
         return None
     submission = status.get("submission")
-    if submission and submission.get("sentAt"):
-        # A create may have left: looked up until the settle period passed (WaitingForLateCreate).
-        return (_epoch(submission["sentAt"]) or track.since) + t.settle_seconds
     if status.get("batchId") and not submission:
         if phase == "Recovering":
             return _retry_at(status, track, t)
@@ -152,7 +149,12 @@ def due_at(
     announced = ANNOUNCED.search(submitted.get("message") or "")
     if submitted.get("reason") == "WaitingForRequestSlot" and announced:
         queue = max(queue, float(announced.group(1)))
-    return track.since + queue
+    due = track.since + queue
+    if submission and submission.get("sentAt"):
+        # A create may have left: looked up until the settle period passed (WaitingForLateCreate),
+        # then sent again, which waits for a request slot like any send: the later of the two.
+        due = max(due, (_epoch(submission["sentAt"]) or track.since) + t.settle_seconds)
+    return due
 
 
 def _retry_at(status: dict[str, Any], track: Track, t: Timings) -> float:
