@@ -75,6 +75,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if (membership := memo.membership) is not None:
         # The replicas of a ring share each DLI rate budget evenly; the sum stays within it.
         membership.on_change(lambda: runtime.share_budget(len(membership.members)))
+        # A schedule whose shard moved here is stepped now, not NOT_OURS_SECONDS later.
+        membership.on_change(lambda: _wake_all(memo))
     memo.engine = _engine(config, memo)
     informer = Informer(kube, PLURAL, memo.engine.observe, namespaces=memo.get("namespaces", ()))
     memo.tasks = [
@@ -279,4 +281,9 @@ async def _sleep(memo: kopf.Memo, uid: str, stopped: kopf.DaemonStopped, seconds
 
 def _wake(memo: kopf.Memo, uid: str | None) -> None:
     if uid and (event := memo.wakeups.get(uid)):
+        event.set()
+
+
+def _wake_all(memo: kopf.Memo) -> None:
+    for event in memo.wakeups.values():
         event.set()

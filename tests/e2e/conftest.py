@@ -423,11 +423,14 @@ class Replicas:
             self._wait_for_ring(op, {name})
         return op
 
-    def join(self) -> Operator:
-        """A replica joins and takes jobs over; returns once the first replica sees it."""
+    def join(self, name: str | None = None) -> Operator:
+        """A replica joins and takes jobs over; returns once the first replica sees it.
+
+        ``name``: the identity of one that left, returning (a StatefulSet pod restarted)."""
         assert self.first is not None, "start the first replica with replica()"
-        name = f"joiner-{self.joined}"
-        self.joined += 1
+        if name is None:
+            name = f"joiner-{self.joined}"
+            self.joined += 1
         op = self.replica(name, leading=True)
         self._wait_for_ring(self.first, {self.names[id(self.first)], name})
         return op

@@ -15,9 +15,10 @@ The rule (``due_at`` below), on what any engine shows from the outside, no opera
   outside the operator (credentials, policy, DLI errors: ``WAITING_ON_OTHERS``); its DLI batch,
   if it has one, has moved on from what the status shows; and none of the documented waits
   explains the delay: a claim whose create may have left (``sentAt`` plus the settle period,
-  the ``WaitingForLateCreate`` wait, and then the queue a send again waits in), a retry backoff (``RetryScheduled``: the attempt's finish
-  time plus the backoff), or a queue in the rate limiter (the wait the status announces in
-  ``WaitingForRequestSlot``, or the backlog of unsubmitted jobs at the configured DLI rate);
+  the ``WaitingForLateCreate`` wait, and then the queue a send again waits in), a retry
+  backoff (``RetryScheduled``: the attempt's finish time plus the backoff), or a queue in the
+  rate limiter (the wait the status announces in ``WaitingForRequestSlot``, or the backlog of
+  unsubmitted jobs at the configured DLI rate);
 - a job is **stranded** when it stays due, without progress, for more than two poll intervals
   (``Timings.patience``, with a floor for a loaded machine) while some replica serves it: a
   window in which no replica is expected to serve (a restart, a lease or peering lifetime

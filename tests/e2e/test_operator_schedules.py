@@ -1,9 +1,11 @@
 """ScheduledDliBatchJob on the real control plane: one child per minute, across a SIGKILL.
 
 Minute boundaries cost real time, so one test runs every scenario side by side in one namespace
-(about two to three minutes in all):
-- ``every``: ``* * * * *``; one child per minute, named after its minute; the operator is
-  SIGKILLed just before a boundary and restarted after it: the missed minute is caught up once.
+(about two to three minutes in all), on two shard replicas (issue 18):
+- ``every``: ``* * * * *``; one child per minute, named after its minute; the replica whose
+  shard owns it is SIGKILLed just before a boundary, so the survivor takes the schedule over
+  when the Lease expires, and the victim returns (same identity) after the boundary, taking it
+  back: the minute of the kill runs once, and no minute runs twice or not at all.
 - ``forbid``: a child that runs for ten minutes; under Forbid no second child starts.
 - ``paused``: makes one child, then ``suspend: true``; no child after that.
 The emulator's audit then proves one DLI batch per child attempt (nothing posted twice).
@@ -17,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from tests.e2e.conftest import Replicas
 
 from dli_operator.scheduling import child_name
+from dli_operator.shards.ring import Ring
 
 RUN_SECONDS = "spark.dli.emulator.runSeconds"
 # Kill this long before a minute boundary; restart this long after it.
@@ -72,18 +76,25 @@ def next_boundary(margin: float) -> datetime:
 def test_schedules_run_once_per_minute_across_a_sigkill_forbid_and_suspend(
     kube: Any, namespace: str, start_operator: Any, emulator: Any, audit: Any
 ) -> None:
+    replicas = Replicas(kube, namespace, start_operator, {})
+    replicas.replica("survivor", leading=False)
+    # The kill must move the schedule: name it so that the victim's shard owns it.
+    ring = Ring({"survivor", "victim"})
+    every = next(
+        n for n in (f"every-{i}" for i in range(64)) if ring.owner(f"{namespace}/{n}") == "victim"
+    )
     docs = [
-        schedule(namespace, "every"),
+        schedule(namespace, every),
         schedule(
             namespace, "forbid", concurrencyPolicy="Forbid", job={"conf": {RUN_SECONDS: "600"}}
         ),
         schedule(namespace, "paused"),
     ]
     kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-    operator = start_operator()
+    victim = replicas.join("victim")
 
     # The first minute: every schedule makes one child.
-    for name in ("every", "forbid", "paused"):
+    for name in (every, "forbid", "paused"):
         assert wait_children(kube, namespace, name, 1, timeout=90), f"{name} made no child"
     patch = json.dumps({"spec": {"suspend": True}})
     kube.kubectl(
@@ -91,18 +102,18 @@ def test_schedules_run_once_per_minute_across_a_sigkill_forbid_and_suspend(
     )
     suspended_at = int(datetime.now(UTC).timestamp()) // 60
 
-    # SIGKILL just before a boundary, restart after it: that minute must still run, once.
+    # SIGKILL just before a boundary, back after it: that minute must still run, once.
     boundary = next_boundary(margin=KILL_BEFORE + 10)
     sleep_until(boundary - timedelta(seconds=KILL_BEFORE))
-    operator.kill()
+    replicas.leave(victim, kill=True)  # returns once the survivor's ring has only itself
     sleep_until(boundary + timedelta(seconds=RESTART_AFTER))
-    start_operator()
-    missed = child_name("every", boundary)
-    found = wait_children(kube, namespace, "every", 2, timeout=60)
+    replicas.join("victim")
+    missed = child_name(every, boundary)
+    found = wait_children(kube, namespace, every, 2, timeout=60)
     deadline = time.monotonic() + 60
     while missed not in found and time.monotonic() < deadline:
         time.sleep(0.5)
-        found = children(kube, namespace, "every")
+        found = children(kube, namespace, every)
     assert missed in found, f"the minute of the kill never ran: {found}"
 
     # One child per minute, every minute from the first to the one of the kill, no gap.
@@ -120,7 +131,7 @@ def test_schedules_run_once_per_minute_across_a_sigkill_forbid_and_suspend(
     # Nothing was submitted to DLI twice, nothing was lost.
     audit.one_batch_per_attempt()
     status = json.loads(
-        kube.kubectl("get", "scheduleddlibatchjob", "every", "-n", namespace, "-o", "json").stdout
+        kube.kubectl("get", "scheduleddlibatchjob", every, "-n", namespace, "-o", "json").stdout
     )["status"]
     assert datetime.fromisoformat(status["lastScheduleTime"]) >= boundary
     assert status["nextScheduleTime"]
