@@ -78,6 +78,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         # A schedule whose shard moved here is stepped now, not NOT_OURS_SECONDS later.
         membership.on_change(lambda: _wake_all(memo))
     memo.engine = _engine(config, memo)
+    runtime.wake = memo.engine.wake
     informer = Informer(kube, PLURAL, memo.engine.observe, namespaces=memo.get("namespaces", ()))
     memo.tasks = [
         asyncio.create_task(informer.run(), name="informer"),

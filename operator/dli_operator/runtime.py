@@ -14,6 +14,7 @@ caches are here. Nothing here prints or stores a secret value.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -114,6 +115,8 @@ class Runtime:
         self._trusted = _trusted(settings)
         self._identity = credentials.identity(settings, transport)
         metrics.watch_limiters(self._limiters.values)
+        # Set by the engine: a list that shows a job final makes it due now (polling.py).
+        self.wake: Callable[[str], None] = lambda key: None
 
     def share_budget(self, replicas: int) -> None:
         """Take 1/``replicas`` of every DLI rate budget: the shard's share (issue 18)."""
@@ -310,7 +313,9 @@ class Runtime:
             )
             return [job async for job in pages]
 
-        cache = BatchCache(lister, self.settings.reconcile.poll_interval_seconds)
+        cache = BatchCache(
+            lister, self.settings.reconcile.poll_interval_seconds, wake=lambda key: self.wake(key)
+        )
         return Dli(client, limiter, cache, source)
 
 

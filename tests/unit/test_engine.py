@@ -318,3 +318,15 @@ async def test_a_backlog_of_submissions_never_takes_the_workers_polls_need(parts
     assert not engine._parked
     await engine.stop()
     runner.cancel()
+
+
+async def test_a_wake_makes_a_known_job_due_now_and_an_unknown_one_nothing(parts) -> None:
+    engine, _, kube, _ = parts
+    add(engine, kube, job("a", status={"batchId": "b-1"}))
+    await engine.reconcile("ns/a")
+    engine.queue.discard("ns/a")
+    engine.queue.add("ns/a", 10.0)
+    engine.wake("ns/a")
+    engine.wake("ns/unknown")
+    assert engine.queue.due_in("ns/a") == pytest.approx(0.0, abs=0.5)
+    assert engine.queue.due_in("ns/unknown") is None

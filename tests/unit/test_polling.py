@@ -218,3 +218,34 @@ async def test_a_job_created_after_the_list_began_is_too_new_to_be_missing(
     assert not cache.too_new("q1", listed_from - 1)
     assert not cache.too_new("q1", None)
     assert not cache.too_new("other-queue", listed_from + 1)
+
+
+async def test_a_refresh_wakes_the_jobs_it_lists_final_but_not_the_one_asking(
+    lister: Lister, clock: Clock
+) -> None:
+    woken: list[str] = []
+    cache = BatchCache(lister, INTERVAL, clock=clock, wake=woken.append)
+    for batch_id, key in ((A, "ns/a"), (B, "ns/b"), (C, "ns/c")):
+        await cache.lookup("q1", batch_id, None, key=key)
+    assert woken == []  # all running
+    lister.jobs["q1"] = []
+    lister.put("q1", A, "success")
+    lister.put("q1", B, "dead")
+    lister.put("q1", C, "running")
+    clock.now += INTERVAL
+    await cache.lookup("q1", A, None, key="ns/a")  # A's poll refreshes: it reads success itself
+    assert woken == ["ns/b"]
+
+
+async def test_a_job_that_left_is_not_woken(lister: Lister, clock: Clock) -> None:
+    woken: list[str] = []
+    cache = BatchCache(lister, INTERVAL, clock=clock, wake=woken.append)
+    await cache.lookup("q1", A, None, key="ns/a")
+    await cache.lookup("q1", B, None)  # asked with no key: nobody to wake
+    cache.forget("q1", A)
+    lister.jobs["q1"] = []
+    lister.put("q1", A, "success")
+    lister.put("q1", B, "success")
+    clock.now += INTERVAL
+    await cache.lookup("q1", C, None, key="ns/c")
+    assert woken == []

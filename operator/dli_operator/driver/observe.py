@@ -20,7 +20,7 @@ async def observe(
     queue = job.spec.queue or job.spec.cluster_name or ""
     created = job.status.create_time
     created_ms = int(created.timestamp() * 1000) if created else None
-    remote = await dli.cache.lookup(queue, batch_id, created_ms)
+    remote = await dli.cache.lookup(queue, batch_id, created_ms, key=job.metadata.key)
     if remote is None and dli.cache.too_new(queue, created_ms):
         return ctx.interval  # created after the last list began: the next one shows it
     if remote is None:

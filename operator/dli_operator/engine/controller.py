@@ -107,6 +107,11 @@ class Engine:
 
     # --- feeding ----------------------------------------------------------------------------
 
+    def wake(self, key: str) -> None:
+        """Make a known job due now (a list showed its DLI batch final: polling.py)."""
+        if key in self.cache:
+            self.queue.add(key)
+
     def observe(self, kind: str, body: Mapping[str, Any]) -> None:
         """The informer's handler: keep the cache, the metrics and the timers current."""
         key = key_of(body)

@@ -321,6 +321,11 @@ class ObjectMeta(BaseModel):
     resource_version: str | None = None
     deletion_timestamp: AwareDatetime | None = None
 
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the work queue's key (engine.cache.key_of, on a raw body)."""
+        return f"{self.namespace or ''}/{self.name}"
+
 
 class DliBatchJob(CamelModel):
     """A whole DliBatchJob object as kopf hands it over."""
