@@ -83,13 +83,14 @@ class Reason:
     """A transient DLI error (connection, timeout, 5xx, DLI.0999): retried with backoff."""
     CREDENTIALS = "CredentialsUnavailable"
     """Phase Pending: the credentials Secret (or a key in it) is missing, or there are no default
-    credentials; retried until they appear."""
+    credentials; retried until they appear. Stalled=True meanwhile."""
     POLICY_DENIED = "PolicyDenied"
     """Phase Pending: the admin's policy refuses the job's endpoint, project, namespace or Secret
-    (the message names the setting); nothing is sent until the job or the policy changes."""
+    (the message names the setting); nothing is sent until the job or the policy changes.
+    Stalled=True meanwhile."""
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     """DLI's gateway rejected the credentials (APIG.0301 and the like); retried, so fixing the
-    Secret is enough."""
+    Secret is enough. Stalled=True meanwhile."""
     RATE_LIMITED = "RateLimited"
     """DLI throttled the call (429): retried after its Retry-After."""
     QUEUED = "WaitingForRequestSlot"
