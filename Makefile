@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 export PYTHONPATH := operator
 
-.PHONY: test lint unit e2e chaos control-plane promtool cluster cluster-down dev dev-spark dev-down docs bench clean lock release
+.PHONY: test lint unit e2e chaos control-plane promtool helm kstatus cluster cluster-down dev dev-spark dev-down docs bench clean lock release
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,14 +31,23 @@ lint: $(VENV)/.installed
 promtool:
 	hack/build-tools.sh promtool >/dev/null
 
+## helm for the chart tests (tests/unit/test_chart.py, tests/e2e: test_chart, test_helm_install) and kstatus
+## for the health tests (tests/integration/test_kstatus.py): built before pytest starts, like
+## promtool, so no Go build runs inside a test's timeout.
+helm:
+	hack/build-tools.sh helm >/dev/null
+
+kstatus:
+	hack/build-tools.sh kstatus >/dev/null
+
 ## Everything CI runs: lint, types, layers, unit, integration and end-to-end tests.
-test: $(VENV)/.installed control-plane promtool lint
+test: $(VENV)/.installed control-plane promtool helm kstatus lint
 	$(BIN)/pytest
 
-unit: $(VENV)/.installed promtool
+unit: $(VENV)/.installed promtool helm kstatus
 	$(BIN)/pytest tests/unit tests/client tests/integration
 
-e2e: $(VENV)/.installed control-plane
+e2e: $(VENV)/.installed control-plane promtool helm
 	$(BIN)/pytest tests/e2e
 
 ## The chaos suite at full scale (docs/reliability.md); `make test` runs its short form.

@@ -1,6 +1,8 @@
 -- Argo CD health check for dli.dev/DliBatchJob (resource.customizations.health.dli.dev_DliBatchJob).
 -- A batch job is Healthy once it succeeded, Degraded once it failed or was cancelled, Suspended
 -- while spec.suspend holds it, and Progressing until then (as Argo CD treats batch/v1 Job).
+-- An unfinished job that waits for an admin or its author (policy refusal, missing Secret,
+-- rejected credentials) is Degraded too: it carries kstatus's Stalled=True with the reason.
 local hs = { status = "Progressing", message = "Waiting for the operator to pick up the job" }
 
 local function describe(status, fallback)
@@ -14,16 +16,20 @@ local function describe(status, fallback)
   return text
 end
 
-local function condition_true(status, kind)
+local function true_condition(status, kind)
   if status.conditions == nil then
-    return false
+    return nil
   end
   for _, condition in ipairs(status.conditions) do
     if condition.type == kind and condition.status == "True" then
-      return true
+      return condition
     end
   end
-  return false
+  return nil
+end
+
+local function condition_true(status, kind)
+  return true_condition(status, kind) ~= nil
 end
 
 local progressing = {
@@ -59,7 +65,11 @@ if phase == nil or phase == "" then
   return hs
 end
 
-if progressing[phase] ~= nil then
+local stalled = true_condition(status, "Stalled")
+if progressing[phase] ~= nil and stalled ~= nil then
+  hs.status = "Degraded"
+  hs.message = (stalled.reason or "Stalled") .. ": " .. (stalled.message or phase)
+elseif progressing[phase] ~= nil then
   hs.status = "Progressing"
   hs.message = describe(status, progressing[phase])
   if status.batchId ~= nil and status.batchId ~= "" then

@@ -16,9 +16,27 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 
 from dli_operator import __version__
+from dli_operator.dli.errors import DliError
 from dli_operator.ratelimit import RateLimiter
 from dli_operator.resources.batchjob import DliBatchJob
-from dli_operator.resources.status import FINAL_PHASES, DliBatchJobStatus
+from dli_operator.resources.status import FINAL_PHASES, DliBatchJobStatus, Phase
+
+# The DLI calls the operator itself makes (driver/, runtime.py), as the client names them; the
+# kubectl plugin's log reads are its own process and are not counted here.
+DLI_OPERATIONS = ("create_batch", "get_batch", "list_batches", "cancel_batch")
+# What reconcile errors are counted as (driver/core.py).
+RECONCILE_ERROR_KINDS = ("temporary", "permanent")
+
+
+def api_outcomes() -> list[str]:
+    """Every outcome the client reports: ``success`` or an error class's ``outcome``."""
+    found, todo = {"success"}, [DliError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.outcome)
+        todo.extend(cls.__subclasses__())
+    return sorted(found)
+
 
 API_REQUESTS = Counter(
     "dli_operator_api_requests_total",
@@ -98,12 +116,25 @@ ENGINE_IN_FLIGHT = Gauge(
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 
-# Series that exist from the start, at zero, so rates and ratios over them are defined at once.
+# Series that exist from the start, at zero, so rates and ratios over them are defined at once,
+# and a counter's first event is an increase from 0 that increase() sees, not a new series at 1
+# it cannot tell from one not scraped before (issue 19). tests/unit/test_metrics.py checks that
+# a fresh process exposes every series the alerts select.
 for _how in ("posted", "adopted"):
     SUBMISSIONS.labels(_how)
 for _final in sorted(FINAL_PHASES):
     JOBS_FINISHED.labels("", _final.value)
+    JOB_RUN_DURATION.labels("", _final.value)
 RETRIES.labels("")
+SUBMISSION_LATENCY.labels("")
+for _operation in DLI_OPERATIONS:
+    API_LATENCY.labels(_operation)
+    for _outcome in api_outcomes():
+        API_REQUESTS.labels(_operation, _outcome)
+for _kind in RECONCILE_ERROR_KINDS:
+    RECONCILE_ERRORS.labels(_kind)
+for _phase in Phase:
+    JOBS.labels(_phase.value)
 
 _phases: dict[str, str] = {}
 _namespace_label = False

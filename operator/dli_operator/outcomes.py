@@ -83,13 +83,14 @@ class Reason:
     """A transient DLI error (connection, timeout, 5xx, DLI.0999): retried with backoff."""
     CREDENTIALS = "CredentialsUnavailable"
     """Phase Pending: the credentials Secret (or a key in it) is missing, or there are no default
-    credentials; retried until they appear."""
+    credentials; retried until they appear. Stalled=True meanwhile."""
     POLICY_DENIED = "PolicyDenied"
     """Phase Pending: the admin's policy refuses the job's endpoint, project, namespace or Secret
-    (the message names the setting); nothing is sent until the job or the policy changes."""
+    (the message names the setting); nothing is sent until the job or the policy changes.
+    Stalled=True meanwhile."""
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     """DLI's gateway rejected the credentials (APIG.0301 and the like); retried, so fixing the
-    Secret is enough."""
+    Secret is enough. Stalled=True meanwhile."""
     RATE_LIMITED = "RateLimited"
     """DLI throttled the call (429): retried after its Retry-After."""
     QUEUED = "WaitingForRequestSlot"
@@ -105,6 +106,14 @@ class Reason:
     SETTLING = "WaitingForLateCreate"
     """Submitted=False: a create call may have reached DLI; the job is looked up by name until the
     settle period passed, and only then sent again."""
+
+
+# The reasons of ``blocked`` that no retry clears: only an admin (the policy, the default
+# credentials) or the job's author (its Secret, its keys) can. The job keeps retrying, but to
+# kstatus it is Stalled, not Reconciling, so Flux's wait and Argo CD stop waiting (issue 19).
+# The client already renewed a token once on a 401 (dli/auth.py), so AuthenticationFailed here
+# means DLI rejected the keys themselves.
+NEEDS_A_FIX = frozenset({Reason.CREDENTIALS, Reason.POLICY_DENIED, Reason.AUTHENTICATION_FAILED})
 
 
 def current_attempt(status: DliBatchJobStatus) -> int:
@@ -314,16 +323,39 @@ def rejected(
 def blocked(
     status: DliBatchJobStatus, reason: str, message: str, now: datetime
 ) -> DliBatchJobStatus:
-    """A transient obstacle (DLI down, throttled, credentials missing): say so, keep going."""
+    """An obstacle (DLI down, throttled, credentials missing): say so, keep going.
+
+    One with a reason in ``NEEDS_A_FIX`` is a ``stall`` until the next step gets past it.
+    """
     new = status.model_copy(deep=True)
     new.phase = new.phase or Phase.PENDING
-    kind = (
-        ConditionType.SUBMITTED if new.batch_id is None or new.submission else ConditionType.RUNNING
-    )
+    kind = _waiting_on(new)
     current = next((c for c in new.conditions if c.type == kind), None)
     state = current.status == ConditionStatus.TRUE if current else False
     set_condition(new, kind, state, reason, message, now)
     return new
+
+
+def stall(status: DliBatchJobStatus) -> tuple[str, str] | None:
+    """The reason and message of an unfinished job only an admin or its author can unblock.
+
+    ``blocked`` records the obstacle on the Submitted or Running condition; the next step that
+    gets past it (an intent, a poll) rewrites that condition, and the stall is gone with it.
+    """
+    if status.phase is None or status.phase.is_final or status.phase == Phase.SUSPENDED:
+        return None
+    kind = _waiting_on(status)
+    current = next((c for c in status.conditions if c.type == kind), None)
+    if current is None or current.reason not in NEEDS_A_FIX:
+        return None
+    return current.reason, current.message
+
+
+def _waiting_on(status: DliBatchJobStatus) -> ConditionType:
+    """The condition an obstacle shows on: Submitted until DLI holds the attempt, then Running."""
+    if status.batch_id is None or status.submission is not None:
+        return ConditionType.SUBMITTED
+    return ConditionType.RUNNING
 
 
 def _finish_attempt(status: DliBatchJobStatus, reason: str | None, now: datetime) -> None:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from dli_operator.dli.models import is_terminal
 from dli_operator.outcomes import (
     MIRROR_FIELDS,
+    NEEDS_A_FIX,
     Reason,
     accepted,
     blocked,
@@ -37,6 +38,7 @@ from dli_operator.outcomes import (
     set_condition,
     settled,
     settling,
+    stall,
     suspended,
 )
 from dli_operator.resources.batchjob import DliBatchJob
@@ -49,6 +51,7 @@ from dli_operator.translate import job_name_for
 __all__ = [
     "DEFAULT_MAX_RETRY_TIMES",
     "MIRROR_FIELDS",
+    "NEEDS_A_FIX",
     "Action",
     "Cancel",
     "Nothing",
@@ -74,6 +77,7 @@ __all__ = [
     "set_condition",
     "settled",
     "settling",
+    "stall",
     "suspended",
 ]
 

@@ -2,17 +2,22 @@
 
 The operator is started without default AK/SK, so every DLI call a job makes is signed with
 its own namespace's Secret. A missing Secret and rejected keys are conditions on the job, fixed
-by creating or rotating the Secret (no operator restart), and the secret key never shows.
+by creating or rotating the Secret (no operator restart), and the secret key never shows. While
+it waits for that fix the job is Stalled, which kstatus itself reads off the stored object as
+Failed (issue 19); fixed, it runs and ends Current.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 
 import pytest
 from kubernetes import client
+
+from dli_operator import controlplane
 
 ACCESS_KEY, SECRET_KEY = "EMULATORAK", "EMULATORSK"  # what the test's emulator accepts
 WRONG_SECRET_KEY = "wrong-sk-7f3a9c1e5b"
@@ -25,6 +30,26 @@ UNBLOCK_TIMEOUT = 60
 
 def condition(status, kind):
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def kstatus(jobs, name: str) -> dict:
+    """kstatus's verdict on the stored object (hack/tools/kstatus, built by `make test`)."""
+    tool = controlplane.build_tool("kstatus") / "kstatus"
+    out = subprocess.run(
+        [str(tool)], input=json.dumps(jobs.get(name)), capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(out.stdout))
+
+
+def assert_stalled(jobs, name: str, reason: str) -> None:
+    """The job waits for a fix: Stalled with the reason, not Reconciling; Failed to kstatus."""
+    status = jobs.status(name)
+    stalled, reconciling = condition(status, "Stalled"), condition(status, "Reconciling")
+    assert (stalled["status"], stalled["reason"]) == ("True", reason), status
+    assert reconciling["status"] == "False", status
+    verdict = kstatus(jobs, name)
+    assert verdict["status"] == "Failed", verdict
+    assert condition(status, "Submitted")["message"] in verdict["message"]
 
 
 def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:
@@ -80,9 +105,12 @@ def test_a_missing_secret_is_a_condition_until_the_secret_is_created(jobs, kube,
         return any(e["reason"] == "CredentialsUnavailable" for e in events)
 
     assert warned(jobs.wait_events("needs-secret", warned))
+    assert_stalled(jobs, "needs-secret", "CredentialsUnavailable")
 
     put_secret(kube, jobs.namespace, ACCESS_KEY, SECRET_KEY)
     jobs.wait_phase("needs-secret", "Succeeded", timeout=UNBLOCK_TIMEOUT)
+    assert condition(jobs.status("needs-secret"), "Stalled")["status"] == "False"
+    assert kstatus(jobs, "needs-secret")["status"] == "Current"
     assert bare_operator.process.poll() is None
     assert_never_shown(SECRET_KEY, jobs, ["needs-secret"], [bare_operator])
 
@@ -101,8 +129,10 @@ def test_rejected_keys_are_a_condition_until_the_secret_is_rotated(
         return any(e["reason"] == "AuthenticationFailed" for e in events)
 
     assert warned(jobs.wait_events("rotated", warned))
+    assert_stalled(jobs, "rotated", "AuthenticationFailed")
     put_secret(kube, jobs.namespace, ACCESS_KEY, SECRET_KEY)
     status = jobs.wait_phase("rotated", "Succeeded", timeout=UNBLOCK_TIMEOUT)
+    assert kstatus(jobs, "rotated")["status"] == "Current"
     assert len(status["attempts"]) == 1
     assert len(emulator.created("rotated")) == 1
     assert bare_operator.process.poll() is None

@@ -77,6 +77,12 @@ def denied(jobs: Any, name: str) -> dict[str, Any]:
     events = jobs.wait_events(name, warned, timeout=30)
     assert warned(events), f"no PolicyDenied Event for {name}: {events}"
     conditions = {c["type"]: c for c in jobs.status(name).get("conditions", [])}
+    # Refused until an admin or the author acts: Stalled, so Flux and Argo CD stop waiting.
+    assert (conditions["Stalled"]["status"], conditions["Stalled"]["reason"]) == (
+        "True",
+        "PolicyDenied",
+    )
+    assert conditions["Reconciling"]["status"] == "False"
     return dict(conditions["Submitted"])
 
 

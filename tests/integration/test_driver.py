@@ -253,6 +253,13 @@ class Harness:
     def condition(self, kind: str, name: str = "etl") -> dict[str, Any]:
         return next(c for c in self.status(name)["conditions"] if c["type"] == kind)
 
+    def kstatus(self, name: str = "etl") -> dict[str, tuple[str, str]]:
+        """kstatus's conditions of the stored job: type -> (status, reason)."""
+        kinds = ("Ready", "Reconciling", "Stalled")
+        return {
+            k: (self.condition(k, name)["status"], self.condition(k, name)["reason"]) for k in kinds
+        }
+
     async def calls(self) -> dict[str, int]:
         body: dict[str, dict[str, int]] = (await self.control.get("/calls")).json()
         return body["calls"]
@@ -526,10 +533,17 @@ async def test_a_rejected_signature_blocks_the_job_until_the_secret_is_fixed(
     assert (submitted["status"], submitted["reason"]) == ("False", "AuthenticationFailed")
     assert "APIG.0301" in submitted["message"]
     assert "wrong" not in str(status) + str(op.events)
+    assert op.kstatus()["Stalled"] == ("True", "AuthenticationFailed")
+    assert op.kstatus()["Reconciling"][0] == "False"
     op.kube.secrets["dli"]["secretKey"] = emulator_config.secret_key
     assert await op.step() == POLL_SECONDS
     assert op.condition("Submitted")["reason"] == "Submitted"
     assert len(await op.jobs()) == 1
+    assert {k: v[0] for k, v in op.kstatus().items()} == {
+        "Ready": "False",
+        "Reconciling": "True",
+        "Stalled": "False",
+    }
 
 
 async def test_a_missing_secret_reports_credentials_unavailable_without_calling_dli(
@@ -544,6 +558,32 @@ async def test_a_missing_secret_reports_credentials_unavailable_without_calling_
     assert f"Secret {NAMESPACE}/absent" in submitted["message"]
     assert dli_calls(log) == []
     assert ("Warning", "CredentialsUnavailable") in [e[:2] for e in op.events]
+    assert op.kstatus() == {
+        "Ready": ("False", "CredentialsUnavailable"),
+        "Reconciling": ("False", "CredentialsUnavailable"),
+        "Stalled": ("True", "CredentialsUnavailable"),
+    }
+    stalled = op.condition("Stalled")
+    assert f"Secret {NAMESPACE}/absent" in stalled["message"]
+
+
+async def test_a_stall_is_recorded_in_the_write_that_records_its_reason_and_no_other(
+    op: Harness, emulator_config: EmulatorConfig
+) -> None:
+    op.create(credentialsSecretRef={"name": "dli"})
+    await op.step()
+    assert op.kube.patches == 1, "the stall rides on the write of CredentialsUnavailable"
+    assert op.kstatus()["Stalled"][0] == "True"
+    assert await op.step() == op.driver.blocked_retry
+    assert op.kube.patches == 1, "a job still stalled writes nothing"
+    op.kube.secrets["dli"] = {
+        "accessKey": emulator_config.access_key,
+        "secretKey": emulator_config.secret_key,
+    }
+    assert await op.step() == POLL_SECONDS
+    assert op.kstatus()["Stalled"] == ("False", "Starting")
+    assert op.kstatus()["Reconciling"][0] == "True"
+    assert len(await op.jobs()) == 1
 
 
 async def test_a_secret_without_the_secret_key_names_the_missing_key(op: Harness) -> None:
@@ -593,6 +633,9 @@ def refused(op: Harness, log: Log, rule: str, name: str = "etl") -> str:
     assert (submitted["status"], submitted["reason"]) == ("False", "PolicyDenied")
     assert rule in submitted["message"]
     assert ("Warning", "PolicyDenied") in [e[:2] for e in op.events]
+    assert op.kstatus(name)["Stalled"] == ("True", "PolicyDenied")
+    assert op.kstatus(name)["Reconciling"] == ("False", "PolicyDenied")
+    assert rule in op.condition("Stalled", name)["message"]
     assert dli_calls(log) == []
     assert isinstance(op.wire, Spy)
     assert op.wire.foreign == []
@@ -650,6 +693,20 @@ async def test_the_default_credentials_serve_only_the_namespaces_the_admin_chose
     spied.create()
     await spied.step()
     refused(spied, log, "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES")
+
+
+async def test_a_job_the_policy_refuses_turns_back_to_reconciling_once_it_is_admitted(
+    spied: Harness, log: Log
+) -> None:
+    with_policy(spied, default_credentials_namespaces=["someone-else"])
+    spied.create()
+    await spied.step()
+    refused(spied, log, "DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES")
+    with_policy(spied, default_credentials_namespaces=[NAMESPACE])
+    assert await spied.step() == POLL_SECONDS
+    assert spied.condition("Submitted")["reason"] == "Submitted"
+    assert spied.kstatus()["Stalled"][0] == "False"
+    assert spied.kstatus()["Reconciling"][0] == "True"
 
 
 async def test_a_namespace_selector_admits_a_labelled_namespace(spied: Harness, log: Log) -> None:

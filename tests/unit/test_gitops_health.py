@@ -40,6 +40,14 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 
 
+def expected(obj: dict[str, Any]) -> tuple[str, str]:
+    """What Argo CD and Flux must say: the phase's meaning, unless the job is stalled."""
+    conditions = obj["status"].get("conditions", [])
+    if any(c["type"] == "Stalled" and c["status"] == "True" for c in conditions):
+        return ("Degraded", "Failed")  # waits for an admin or its author (issue 19)
+    return EXPECTED[obj["status"]["phase"]]
+
+
 def load_object(path: Path) -> dict[str, Any]:
     """A status file as a whole DliBatchJob; a bare status gets a minimal object around it."""
     data = yaml.safe_load(path.read_text())
@@ -91,7 +99,7 @@ def test_every_phase_has_a_status_file() -> None:
 def test_argo_cd_health_follows_the_phase(path: Path) -> None:
     obj = load_object(path)
     health = argo_health(obj)
-    assert health["status"] == EXPECTED[obj["status"]["phase"]][0]
+    assert health["status"] == expected(obj)[0]
     # A degraded job says why, in the operator's own words when it has some.
     assert obj["status"].get("message", "") in health["message"]
     assert health["message"]
@@ -100,7 +108,28 @@ def test_argo_cd_health_follows_the_phase(path: Path) -> None:
 @pytest.mark.parametrize("path", status_files(), ids=lambda path: path.stem)
 def test_flux_health_follows_the_phase(path: Path) -> None:
     obj = load_object(path)
-    assert flux_status(obj) == EXPECTED[obj["status"]["phase"]][1]
+    assert flux_status(obj) == expected(obj)[1]
+
+
+def test_a_stalled_unfinished_job_is_degraded_with_its_reason_for_both() -> None:
+    obj = load_object(STATUSES / "pending-stalled.yaml")
+    assert obj["status"]["phase"] == "Pending"
+    health = argo_health(obj)
+    assert health["status"] == "Degraded"
+    assert health["message"].startswith("PolicyDenied: Pending: refused by ")
+    assert flux_status(obj) == "Failed"
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Submitting", "Running", "Recovering"])
+def test_a_stall_that_was_fixed_is_progressing_again(phase: str) -> None:
+    stalled = load_object(STATUSES / "pending-stalled.yaml")
+    conditions = [
+        {**c, "status": {"Reconciling": "True", "Stalled": "False"}.get(c["type"], c["status"])}
+        for c in stalled["status"]["conditions"]
+    ]
+    obj = {**stalled, "status": {**stalled["status"], "phase": phase, "conditions": conditions}}
+    assert argo_health(obj)["status"] == "Progressing"
+    assert flux_status(obj) == "InProgress"
 
 
 def test_a_job_without_status_is_progressing_for_argo_cd_and_in_progress_for_flux() -> None:

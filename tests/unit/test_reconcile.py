@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from dli_operator import reconcile
+from dli_operator.credentials import ConfigurationError
 from dli_operator.dli.models import BatchJob
 from dli_operator.reconcile import (
     Cancel,
@@ -651,6 +652,106 @@ def test_a_blocked_intent_reports_on_submitted_even_with_an_old_batch_id() -> No
     new = reconcile.blocked(old, Reason.AUTHENTICATION_FAILED, "APIG.0301: bad signature", NOW)
     assert condition(new, "Submitted").reason == "AuthenticationFailed"
     assert new.phase == Phase.SUBMITTING
+
+
+# --- stall: what only an admin or the job's author can fix (issue 19) ------------------------
+
+NEW_JOB = DliBatchJobStatus()
+
+
+def blocked_by(reason: str, status: DliBatchJobStatus = NEW_JOB) -> DliBatchJobStatus:
+    return reconcile.blocked(status, reason, f"because {reason}", NOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param(
+            blocked_by(Reason.POLICY_DENIED),
+            ("PolicyDenied", "because PolicyDenied"),
+            id="a job the policy refuses is stalled",
+        ),
+        pytest.param(
+            blocked_by(Reason.CREDENTIALS),
+            ("CredentialsUnavailable", "because CredentialsUnavailable"),
+            id="a job whose Secret or key is missing is stalled",
+        ),
+        pytest.param(
+            blocked_by(Reason.AUTHENTICATION_FAILED, submitting()),
+            ("AuthenticationFailed", "because AuthenticationFailed"),
+            id="a job whose keys DLI rejected is stalled",
+        ),
+        pytest.param(
+            blocked_by(Reason.CREDENTIALS, observe("running")),
+            ("CredentialsUnavailable", "because CredentialsUnavailable"),
+            id="a running job that lost its Secret is stalled on its Running condition",
+        ),
+        pytest.param(
+            blocked_by(Reason.POLICY_DENIED, make_job(**recovering(EARLIER)).status),
+            ("PolicyDenied", "because PolicyDenied"),
+            id="a retry the policy refuses is stalled",
+        ),
+        pytest.param(blocked_by(Reason.DLI_UNAVAILABLE), None, id="DLI down is not a stall"),
+        pytest.param(blocked_by(Reason.RATE_LIMITED), None, id="throttling is not a stall"),
+        pytest.param(blocked_by(Reason.QUEUED), None, id="a rate-limiter wait is not a stall"),
+        pytest.param(
+            blocked_by(Reason.CANCEL_REFUSED, observe("running")),
+            None,
+            id="a refused cancel is not a stall",
+        ),
+        pytest.param(submitting(), None, id="a job being submitted is not stalled"),
+        pytest.param(observe("running"), None, id="a running job is not stalled"),
+        pytest.param(
+            intend(blocked_by(Reason.POLICY_DENIED), 1, "etl-6f1c2a9e-1", NOW),
+            None,
+            id="the intent written once the policy admits the job ends the stall",
+        ),
+        pytest.param(
+            intend(
+                blocked_by(Reason.POLICY_DENIED, make_job(**recovering(EARLIER)).status),
+                2,
+                "etl-6f1c2a9e-2",
+                NOW,
+            ),
+            None,
+            id="the intent of an admitted retry ends the stall its Running condition showed",
+        ),
+        pytest.param(
+            reconcile.observed(
+                blocked_by(Reason.CREDENTIALS, observe("running")),
+                remote("running"),
+                now=NOW,
+                auto_recovery=False,
+                max_retries=0,
+            ),
+            None,
+            id="a poll that gets through once the Secret is back ends the stall",
+        ),
+        pytest.param(
+            reconcile.suspended(blocked_by(Reason.CREDENTIALS), NOW),
+            None,
+            id="a suspended job is not stalled",
+        ),
+        pytest.param(
+            reconcile.ended(
+                blocked_by(Reason.POLICY_DENIED), Phase.FAILED, Reason.DEADLINE_EXCEEDED, "x", NOW
+            ),
+            None,
+            id="a finished job is not a stall: its phase says Failed already",
+        ),
+    ],
+)
+def test_a_job_stalls_only_on_what_no_retry_can_fix(
+    status: DliBatchJobStatus, expected: tuple[str, str] | None
+) -> None:
+    assert reconcile.stall(status) == expected
+
+
+def test_every_configuration_error_the_driver_reports_stalls_the_job() -> None:
+    # The driver turns each ConfigurationError into ``blocked(exc.reason)`` (driver/core.py):
+    # a new kind of it must not read as progress to kstatus.
+    kinds = [ConfigurationError, *ConfigurationError.__subclasses__()]
+    assert {kind.reason for kind in kinds} == reconcile.NEEDS_A_FIX
 
 
 # --- set_condition ------------------------------------------------------------------------

@@ -171,6 +171,35 @@ def test_summarize_keeps_transition_times_while_nothing_flips() -> None:
     assert flipped == {"Ready": 14, "Reconciling": 14, "Stalled": 12}
 
 
+@pytest.mark.parametrize("phase", [Phase.PENDING, Phase.SUBMITTING, Phase.RECOVERING])
+def test_an_unfinished_job_waiting_for_a_fix_is_stalled_not_reconciling(phase: Phase) -> None:
+    why = ("PolicyDenied", "namespace team is not admitted to the default credentials")
+    status = summarize(DliBatchJobStatus(phase=phase), NOON, stalled=why)
+    got = {c.type.value: (c.status.value, c.reason, c.message) for c in status.conditions}
+    text = f"{phase.value}: {why[1]}"
+    assert got == {
+        "Ready": ("False", "PolicyDenied", text),
+        "Reconciling": ("False", "PolicyDenied", text),
+        "Stalled": ("True", "PolicyDenied", text),
+    }
+
+
+def test_a_stall_turns_back_into_reconciling_once_the_cause_is_fixed() -> None:
+    why = ("CredentialsUnavailable", "Secret team/dli does not exist")
+    stalled = summarize(DliBatchJobStatus(phase=Phase.PENDING), NOON, stalled=why)
+    later = NOON.replace(hour=13)
+    fixed = summarize(stalled.model_copy(update={"phase": Phase.SUBMITTING}), later)
+    got = {c.type.value: (c.status.value, c.last_transition_time.hour) for c in fixed.conditions}
+    assert got == {"Ready": ("False", 12), "Reconciling": ("True", 13), "Stalled": ("False", 13)}
+
+
+@pytest.mark.parametrize("phase", [Phase.SUCCEEDED, Phase.SUSPENDED, Phase.FAILED])
+def test_a_stall_says_nothing_about_a_finished_or_suspended_job(phase: Phase) -> None:
+    status = DliBatchJobStatus(phase=phase, reason="JobFailed", message="boom")
+    plain = summarize(status, NOON)
+    assert summarize(status, NOON, stalled=("PolicyDenied", "refused")) == plain
+
+
 def test_a_failed_job_is_stalled_with_its_reason_and_message() -> None:
     status = DliBatchJobStatus(phase=Phase.FAILED, reason="SubmitRejected", message="DLI.0002")
     stalled = next(c for c in summarize(status, NOON).conditions if c.type == "Stalled")

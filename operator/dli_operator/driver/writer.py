@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dli_operator import metrics
+from dli_operator import metrics, reconcile
 from dli_operator.driver.context import Announce, Context
 from dli_operator.kubeapi import KubeApiError
 from dli_operator.reconcile import Reason
@@ -58,7 +58,9 @@ async def write(
     backwards; the chaos suite saw exactly that post an attempt twice (docs/reliability.md).
     """
     new.observed_generation = job.metadata.generation
-    new = health.summarize(new, ctx.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job))
+    new = health.summarize(
+        new, ctx.clock(), gitops_ttl_risk=gitops.job_ttl_risk(job), stalled=reconcile.stall(new)
+    )
     patch = new.to_patch(since=job.status)
     if not patch:
         return job

@@ -29,13 +29,19 @@ _IN_PROGRESS = {
 
 
 def summarize(
-    status: DliBatchJobStatus, now: datetime, *, gitops_ttl_risk: str | None = None
+    status: DliBatchJobStatus,
+    now: datetime,
+    *,
+    gitops_ttl_risk: str | None = None,
+    stalled: tuple[str, str] | None = None,
 ) -> DliBatchJobStatus:
     """The status with kstatus's conditions derived from its phase (and the GitOps TTL warning).
 
     Running and the other unfinished phases are InProgress (Reconciling), Failed and Cancelled
     are Failed (Stalled), Succeeded and Suspended are Current (Ready): what the Argo CD and Flux
-    health checks in deploy/ say too.
+    health checks in deploy/ say too. ``stalled`` (reason, message: ``outcomes.stall``) is an
+    unfinished job that waits for an admin or its author: Stalled with that reason, not
+    Reconciling, since kstatus reads an abnormal-true Reconciling first.
     """
     new = status.model_copy(deep=True)
     phase = new.phase or Phase.PENDING
@@ -43,6 +49,9 @@ def summarize(
     if phase in _IN_PROGRESS:
         text = f"{phase.value}: {_IN_PROGRESS[phase]}"
     reason = new.reason if phase in (Phase.FAILED, Phase.CANCELLED) and new.reason else phase
+    waiting = stalled if phase in _IN_PROGRESS else None
+    if waiting is not None:
+        reason, text = waiting[0], f"{phase.value}: {waiting[1]}"
     conditions = put_condition(
         new.conditions,
         ConditionType.READY,
@@ -51,11 +60,12 @@ def summarize(
         text,
         now,
     )
+    reconciling = phase in _IN_PROGRESS and waiting is None
     conditions = put_condition(
-        conditions, ConditionType.RECONCILING, phase in _IN_PROGRESS, reason, text, now
+        conditions, ConditionType.RECONCILING, reconciling, reason, text, now
     )
-    stalled = phase in (Phase.FAILED, Phase.CANCELLED)
-    conditions = put_condition(conditions, ConditionType.STALLED, stalled, reason, text, now)
+    failed = phase in (Phase.FAILED, Phase.CANCELLED) or waiting is not None
+    conditions = put_condition(conditions, ConditionType.STALLED, failed, reason, text, now)
     if gitops_ttl_risk:
         conditions = put_condition(
             conditions, ConditionType.GITOPS_TTL_RISK, True, "TtlUnderGitOps", gitops_ttl_risk, now
