@@ -55,7 +55,7 @@ namespace_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dli-operator")
 def main() -> None:
-    """kubectl dli: DliBatchJob logs, details, reruns and suspension (DLI Spark batch jobs)."""
+    """kubectl dli: DliBatchJob logs, details, reruns, suspension and saved DLI settings."""
 
 
 @main.command()
