@@ -9,9 +9,25 @@ export PYTHONPATH := operator
 
 .PHONY: test lint unit e2e chaos control-plane promtool helm kstatus cluster cluster-down dev dev-spark dev-down docs bench clean lock release
 
-$(VENV)/.installed: pyproject.toml
+# Three install sets, one stamp each, so each target installs what it runs and no more (issue 19):
+# the demo's (the package and its emulator extra: about 80 MB), the spark demo's (plus pyspark),
+# and the tests' (plus the test extra: pyspark, the kubernetes client, the SDK, linters; about
+# 960 MB). Each set implies the demo's.
+DEV_SET := $(VENV)/.installed-dev
+SPARK_SET := $(VENV)/.installed-spark
+TEST_SET := $(VENV)/.installed-test
+
+$(DEV_SET): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[emulator]"
+	touch $@
+
+$(SPARK_SET): $(DEV_SET)
+	$(BIN)/python -m pip install --quiet -e ".[emulator,spark]"
+	touch $@
+
+$(TEST_SET): $(DEV_SET)
 	$(BIN)/python -m pip install --quiet -e ".[emulator,test]"
 	touch $@
 
@@ -20,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 control-plane:
 	hack/build-tools.sh control-plane >/dev/null
 
-lint: $(VENV)/.installed
+lint: $(TEST_SET)
 	$(BIN)/ruff check operator tests hack bench
 	$(BIN)/ruff format --check operator tests hack bench
 	$(BIN)/mypy
@@ -41,46 +57,46 @@ kstatus:
 	hack/build-tools.sh kstatus >/dev/null
 
 ## Everything CI runs: lint, types, layers, unit, integration and end-to-end tests.
-test: $(VENV)/.installed control-plane promtool helm kstatus lint
+test: $(TEST_SET) control-plane promtool helm kstatus lint
 	$(BIN)/pytest
 
-unit: $(VENV)/.installed promtool helm kstatus
+unit: $(TEST_SET) promtool helm kstatus
 	$(BIN)/pytest tests/unit tests/client tests/integration
 
-e2e: $(VENV)/.installed control-plane promtool helm
+e2e: $(TEST_SET) control-plane promtool helm
 	$(BIN)/pytest tests/e2e
 
 ## The chaos suite at full scale (docs/reliability.md); `make test` runs its short form.
 ## Figures go to .local/chaos/full.json; the table in docs/reliability.md is rewritten from them.
-chaos: $(VENV)/.installed control-plane
+chaos: $(TEST_SET) control-plane
 	DLI_CHAOS_SCALE=full $(BIN)/pytest tests/chaos -m chaos -s
 	$(BIN)/python tests/chaos/report.py $(LOCAL)/chaos/full.json --update docs/reliability.md
 
-cluster: $(VENV)/.installed control-plane
+cluster: $(DEV_SET) control-plane
 	$(BIN)/dli-operator cluster up --workdir $(LOCAL)/cluster --kubeconfig $(LOCAL)/kubeconfig
 
-cluster-down: $(VENV)/.installed
+cluster-down: $(DEV_SET)
 	$(BIN)/dli-operator cluster down --workdir $(LOCAL)/cluster
 
 ## The demo: control plane, CRD, emulator, operator and an example job, all in the background.
-dev: $(VENV)/.installed control-plane
+dev: $(DEV_SET) control-plane
 	hack/dev.sh up
 
 ## The demo on the emulator's spark back end: examples/pyspark-pi.yaml computes Pi for real
-## (pyspark from the test extras, Java 17+ from the system; docs/emulator.md).
-dev-spark: $(VENV)/.installed control-plane
+## (pyspark from the spark extra, Java 17+ from the system; docs/emulator.md).
+dev-spark: $(SPARK_SET) control-plane
 	SPARK=1 hack/dev.sh up
 
-dev-down: $(VENV)/.installed
+dev-down: $(DEV_SET)
 	hack/dev.sh down
 
 ## Regenerate the generated docs and copies: README tables, docs/api.md, the chart's CRDs,
 ## version, rules and values table (hack/render_docs.py).
-docs: $(VENV)/.installed
+docs: $(TEST_SET)
 	$(BIN)/python hack/render_docs.py
 
 ## Scale benchmark (docs/benchmarks.md): its own control plane, emulator and operator.
-bench: $(VENV)/.installed control-plane
+bench: $(TEST_SET) control-plane
 	$(BIN)/python bench/scale.py
 
 clean: dev-down
@@ -90,14 +106,14 @@ clean: dev-down
 ## only these, with pip --require-hashes). uv keeps existing pins; `make lock UPGRADE=--upgrade`.
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
 	--custom-compile-command "make lock" $(UPGRADE)
-lock: $(VENV)/.installed
+lock: $(TEST_SET)
 	$(LOCK) pyproject.toml -o requirements/operator.lock
 	$(LOCK) pyproject.toml --extra emulator -o requirements/emulator.lock
 	$(LOCK) requirements/build.in -o requirements/build.lock
 
 ## Release artifacts in dist/: the wheel, the sdist and the packaged chart, all of the version in
 ## operator/dli_operator/__init__.py (docs/releasing.md). Refuses stale generated files.
-release: $(VENV)/.installed
+release: $(TEST_SET)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_generated.py tests/unit/test_packaging.py
 	rm -rf dist
 	$(BIN)/uv build --quiet --out-dir dist

@@ -14,6 +14,10 @@ EMULATOR_PORT=${DLI_DEV_EMULATOR_PORT:-8099}
 HEALTH_PORT=${DLI_DEV_HEALTH_PORT:-8080}
 METRICS_PORT=${DLI_DEV_METRICS_PORT:-9090}
 PROJECT_ID=0123456789abcdef0123456789abcdef
+# The demo's policy (docs/security.md): the default credentials serve the namespaces listed here
+# and any namespace carrying the label below, which admits another without a restart.
+ADMITTED=default
+ADMIT_LABEL=dli.dev/default-credentials=allowed
 # SPARK=1 (`make dev-spark`): the emulator's spark back end runs examples/pyspark-pi.yaml for real.
 BACKEND=scripted EMULATOR_FLAGS=(--state-file "$LOCAL/emulator-state.json")
 if [ -n "${SPARK:-}" ]; then
@@ -76,11 +80,41 @@ operator_up() {
   DLI_OPERATOR_DLI__SECRET_KEY=EMULATORSK \
   DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=2 \
   DLI_OPERATOR_METRICS__PORT="$METRICS_PORT" \
-  DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=default \
+  DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES="$ADMITTED" \
+  DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACE_SELECTOR="$ADMIT_LABEL" \
+  DLI_OPERATOR_RECONCILE__BLOCKED_RETRY_SECONDS=5 \
   nohup "$BIN/dli-operator" run --all-namespaces --standalone \
     --liveness "http://127.0.0.1:$HEALTH_PORT/healthz" >> "$LOCAL/operator.log" 2>&1 &
   echo $! > "$LOCAL/operator.pid"
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"
+}
+
+# `kubectl dli logs` on the demo with nothing exported: the emulator's endpoint, project and keys
+# saved for the demo's kubeconfig context (kubectl dli configure; docs/observability.md). The keys
+# are the emulator's, not a secret; they come through the environment, never the command line.
+# With a cluster of the user's (KUBECONFIG), their context's saved settings are left alone.
+plugin_up() {
+  local context
+  context=$(kc config current-context)
+  if [ "$context" != dli-local ]; then
+    say "kubectl dli: your context $context keeps its own settings; for the demo's, run:"
+    say "  HUAWEICLOUD_SDK_AK=EMULATORAK HUAWEICLOUD_SDK_SK=EMULATORSK kubectl dli configure \\"
+    say "    --endpoint http://127.0.0.1:$EMULATOR_PORT --allow-insecure-endpoint --project-id $PROJECT_ID --credentials-from-env"
+    return 0
+  fi
+  KUBECONFIG="$KCFG" HUAWEICLOUD_SDK_AK=EMULATORAK HUAWEICLOUD_SDK_SK=EMULATORSK \
+    "$BIN/kubectl-dli" configure --endpoint "http://127.0.0.1:$EMULATOR_PORT" \
+    --allow-insecure-endpoint --project-id "$PROJECT_ID" --credentials-from-env >/dev/null
+  say "kubectl dli settings saved for context dli-local (kubectl dli configure --show)"
+}
+
+# What the demo admits, and the commands to try, as the last lines of `make dev`.
+closing_lines() {
+  say "default credentials: namespace(s) $ADMITTED, and any labelled $ADMIT_LABEL; admit another with:"
+  say "  kubectl --kubeconfig $KCFG label namespace NAME $ADMIT_LABEL"
+  say "try:  export KUBECONFIG=$(realpath -m "$KCFG") PATH=$(realpath -m "$BIN"):\$PATH"
+  say "      kubectl dli logs $1 -f    # the driver log, from the emulator"
+  say "      kubectl dli describe $1   # status, attempts, conditions, Events"
 }
 
 # The example schedule, every minute instead of nightly, so the demo shows its runs at once.
@@ -133,7 +167,11 @@ stop() {
 }
 
 case "${1:-up}" in
-  up) cluster_up; emulator_up; operator_up; if [ -n "${SPARK:-}" ]; then spark_example_up; else example_up; fi ;;
+  up)
+    cluster_up; emulator_up; operator_up; plugin_up
+    if [ -n "${SPARK:-}" ]; then spark_example_up; closing_lines pyspark-pi
+    else example_up; closing_lines sparkpi; fi
+    ;;
   down)
     stop "$LOCAL/operator.pid"; stop "$LOCAL/emulator.pid"
     "$BIN/dli-operator" cluster down --workdir "$LOCAL/cluster" >/dev/null && say "control plane stopped"

@@ -22,6 +22,7 @@ def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "DLI_DEV_DIR": str(tmp_path / "local"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # kubectl dli's saved settings
         "DLI_DEV_BIN": str(Path(sys.executable).parent),
         "DLI_DEV_EMULATOR_PORT": str(free_port()),
         "DLI_DEV_HEALTH_PORT": str(free_port()),

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -21,7 +25,7 @@ from dli_operator.dli.client import DliClient
 from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.kubeapi import CREDENTIALS_TYPE, KubeApi, KubeApiError, Secret
-from dli_operator.kubectl import access
+from dli_operator.kubectl import access, config
 from dli_operator.kubectl.access import Session
 from dli_operator.kubectl.commands import RERUN_OF, main
 from dli_operator.resources.batchjob import DliBatchJobSpec
@@ -290,6 +294,112 @@ def test_your_own_keys_never_go_to_an_endpoint_the_job_chose(
     )
     running_job(cluster, batch, endpoint=ENDPOINT)  # the endpoint the user named: allowed
     assert kubectl_dli(session, "logs", "etl").exit_code == 0
+
+
+def saved_settings(config_: EmulatorConfig, endpoint: str = ENDPOINT) -> config.ContextSettings:
+    """What ``make dev`` saves for the demo's context (hack/dev.sh): nothing is exported."""
+    return config.ContextSettings(
+        server="https://127.0.0.1:6443",
+        endpoint=endpoint,
+        allow_insecure_endpoint=True,
+        credentials=Credentials(config_.access_key, config_.secret_key, "your-security-token"),
+    )
+
+
+def test_logs_work_with_nothing_exported_once_settings_are_saved_for_the_context(
+    session: Session, cluster: FakeCluster, emulator_config: EmulatorConfig, env: dict[str, str]
+) -> None:
+    """The demo: the job's status.target says where the batch lives, the saved settings whose
+    keys may go there; the project comes from the target too (the job names none)."""
+    batch = submit(session, emulator_config)
+    running_job(cluster, batch)
+    target = {"endpoint": ENDPOINT, "projectId": emulator_config.project_id}
+    cluster.jobs["etl"]["status"]["target"] = target
+    env.clear()
+    assert "no DLI credentials" in kubectl_dli(session, "logs", "etl").output
+    session.saved = saved_settings(emulator_config)
+    result = kubectl_dli(session, "logs", "etl", "-f", "--interval", "1")
+    assert result.exit_code == 0, result.output
+    assert "Successfully stopped SparkContext" in result.output
+
+
+@contextmanager
+def listener() -> Iterator[tuple[str, list[bytes]]]:
+    """A TCP listener on loopback standing for an attacker's endpoint: records what arrives,
+    answers 403 (not retried)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                try:
+                    received.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    received.append(b"")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", received
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@pytest.mark.parametrize("keys_from", ["saved settings", "environment"])
+def test_a_forged_status_target_never_gets_your_keys(
+    cluster: FakeCluster, emulator_config: EmulatorConfig, env: dict[str, str], keys_from: str
+) -> None:
+    """Anyone who may write dlibatchjobs/status (not only the operator: see docs/security.md)
+    can point status.target anywhere. With your keys, that endpoint is refused before any
+    connection is made, and neither the message nor anything else shows a key."""
+    with listener() as (attacker, received):
+        if keys_from == "saved settings":
+            env.clear()
+            session = Session(cluster, {}, NS, saved=saved_settings(emulator_config))
+        else:
+            session = Session(cluster, env, NS)
+        batch = "0a324461-d9d9-45da-a52a-3b3c7a3d809e"
+        running_job(cluster, batch)
+        forged = {"endpoint": attacker, "projectId": emulator_config.project_id}
+        cluster.jobs["etl"]["status"]["target"] = forged
+        for args in (["logs", "etl"], ["logs", "etl", "-f"], ["logs", "etl", "--tail", "1"]):
+            result = kubectl_dli(session, *args)
+            assert result.exit_code == 1
+            assert f"the job sends DLI calls to {attacker}" in result.output
+            for secret in (emulator_config.secret_key, "your-security-token"):
+                assert secret not in result.output
+        # The spec agreeing with the forged status changes nothing.
+        running_job(cluster, batch, endpoint=attacker)
+        cluster.jobs["etl"]["status"]["target"] = forged
+        assert kubectl_dli(session, "logs", "etl").exit_code == 1
+    assert received == [], "a connection reached the job-chosen endpoint"
+
+
+def test_a_forged_status_target_is_reached_only_when_you_name_it_yourself(
+    cluster: FakeCluster, emulator_config: EmulatorConfig
+) -> None:
+    """The listener does get the request once the user names that endpoint (a flag): so the
+    test above would see a connection if the refusal were missing."""
+    with listener() as (attacker, received):
+        session = Session(cluster, {}, NS, saved=saved_settings(emulator_config))
+        running_job(cluster, "0a324461-d9d9-45da-a52a-3b3c7a3d809e")
+        forged = {"endpoint": attacker, "projectId": emulator_config.project_id}
+        cluster.jobs["etl"]["status"]["target"] = forged
+        result = kubectl_dli(session, "logs", "etl", "--endpoint", attacker)
+        assert result.exit_code == 1  # the listener refuses
+    assert received
+    assert received[0].startswith(b"GET /v2.0/")
 
 
 def test_describe_shows_status_attempts_conditions_and_events(

@@ -17,8 +17,19 @@ import click
 
 from dli_operator.dli.errors import DliApiError, DliError
 from dli_operator.kubeapi import KubeApiError
+from dli_operator.kubectl import configure as configuring
 from dli_operator.kubectl import describe as describing
-from dli_operator.kubectl.access import PluginError, Session
+from dli_operator.kubectl.access import (
+    ENV_ACCESS_KEY,
+    ENV_ALLOW_INSECURE,
+    ENV_ENDPOINT,
+    ENV_PROJECT_ID,
+    ENV_REGION,
+    ENV_SECRET_KEY,
+    Flags,
+    PluginError,
+    Session,
+)
 from dli_operator.kubectl.logs import LogRequest, show_logs
 
 # Not copied on a rerun: what the operator, kopf or kubectl stored, and GitOps ownership. A rerun
@@ -44,7 +55,7 @@ namespace_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dli-operator")
 def main() -> None:
-    """kubectl dli: DliBatchJob logs, details, reruns and suspension (DLI Spark batch jobs)."""
+    """kubectl dli: DliBatchJob logs, details, reruns, suspension and saved DLI settings."""
 
 
 @main.command()
@@ -60,6 +71,14 @@ def main() -> None:
     show_default=True,
     help="Seconds between polls with -f.",
 )
+@click.option("--endpoint", help=f"Your DLI endpoint [default: ${ENV_ENDPOINT}, else saved].")
+@click.option("--region", help=f"Your DLI region [default: ${ENV_REGION}, else saved].")
+@click.option("--project-id", help=f"Your DLI project [default: ${ENV_PROJECT_ID}, else saved].")
+@click.option(
+    "--allow-insecure-endpoint/--no-allow-insecure-endpoint",
+    default=None,
+    help=f"Allow plain http (the emulator) [default: ${ENV_ALLOW_INSECURE}, else saved].",
+)
 def logs(
     job: str,
     namespace: str | None,
@@ -67,11 +86,21 @@ def logs(
     tail: int | None,
     follow: bool,
     interval: float,
+    endpoint: str | None,
+    region: str | None,
+    project_id: str | None,
+    allow_insecure_endpoint: bool | None,
 ) -> None:
-    """Print the Spark driver log of JOB's attempt, as DLI keeps it."""
+    """Print the Spark driver log of JOB's attempt, as DLI keeps it.
+
+    Your own DLI settings (used when the job has no readable Secret) come from these options,
+    else the environment, else what kubectl dli configure saved for the current context.
+    """
+    flags = Flags(endpoint, region, project_id, allow_insecure_endpoint)
 
     async def run(session: Session) -> None:
-        request = LogRequest(_ns(session, namespace), job, attempt, tail, follow, interval)
+        ns = _ns(session, namespace)
+        request = LogRequest(ns, job, attempt, tail, follow, interval, flags)
         await show_logs(session, request, click.echo)
 
     _run(run)
@@ -123,6 +152,41 @@ def suspend(job: str, namespace: str | None) -> None:
 def resume(job: str, namespace: str | None) -> None:
     """Let a suspended JOB run again (spec.suspend: false): a new attempt is submitted."""
     _run(lambda session: _set_suspend(session, _ns(session, namespace), job, False))
+
+
+@main.command()
+@click.option("--endpoint", help="Your DLI endpoint URL (https; http needs the next option).")
+@click.option("--allow-insecure-endpoint", is_flag=True, help="Allow a plain-http endpoint.")
+@click.option("--region", help="Your DLI region, for jobs that name no place.")
+@click.option("--project-id", help="Your DLI project id, for jobs that name none.")
+@click.option(
+    "--credentials-from-env",
+    is_flag=True,
+    help=f"Save your keys from ${ENV_ACCESS_KEY} and ${ENV_SECRET_KEY} (never from arguments).",
+)
+@click.option("--show", is_flag=True, help="Print what is saved (keys hidden), change nothing.")
+@click.option("--forget", is_flag=True, help="Remove what is saved for the context.")
+def configure(
+    endpoint: str | None,
+    allow_insecure_endpoint: bool,
+    region: str | None,
+    project_id: str | None,
+    credentials_from_env: bool,
+    show: bool,
+    forget: bool,
+) -> None:
+    """Save your DLI settings for the current kubeconfig context (0600, under ~/.config).
+
+    logs uses them when neither an option nor the environment gives a setting. The entry
+    replaces the context's old one, and applies only while the context names the same server.
+    """
+    request = configuring.Request(
+        endpoint, region, project_id, allow_insecure_endpoint, credentials_from_env, show, forget
+    )
+    try:
+        click.echo(configuring.configure(request, os.environ))
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def rerun_body(body: dict[str, Any], new_name: str | None) -> dict[str, Any]:

@@ -11,10 +11,10 @@ the job is final and its log has been read to the end.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dli_operator.dli.client import DliClient
-from dli_operator.kubectl.access import PluginError, Session
+from dli_operator.kubectl.access import Flags, PluginError, Session
 from dli_operator.resources.batchjob import DliBatchJob
 
 # Lines per request: DLI's own default window (dli_02_0128: "the last 100 lines by default").
@@ -31,6 +31,8 @@ class LogRequest:
     tail: int | None = None
     follow: bool = False
     interval: float = 2.0
+    flags: Flags = field(default_factory=Flags)
+    """The user's DLI settings given as options (access.resolve)."""
 
 
 def batch_of(job: DliBatchJob, attempt: int | None) -> tuple[int, str] | None:
@@ -52,12 +54,12 @@ async def show_logs(session: Session, request: LogRequest, echo: Echo) -> None:
     job, _ = await session.job(request.namespace, request.name)
     found = batch_of(job, request.attempt)
     if request.follow:
-        async with await session.dli_for(job) as client:
+        async with await session.dli_for(job, request.flags) as client:
             await _follow(session, client, request, echo)
         return
     if found is None:
         raise _no_batch(job, hint="; try -f")
-    async with await session.dli_for(job) as client:
+    async with await session.dli_for(job, request.flags) as client:
         await _print_from(client, found[1], await _start(client, found[1], request.tail), echo)
 
 
