@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 MARKER = "<!-- chaos-results:{section}:{end} -->"
 ORDER = [
     "sigkill", "ha", "pause-resume", "reshard", "kube-apiserver-restart", "etcd-restart",
-    "emulator-restart",
-    "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
+    "emulator-restart", "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
 ]  # fmt: skip
 COLUMNS = [
     ("Scenario", "scenario"), ("Scale", "scale"), ("Iterations", "iterations"),
