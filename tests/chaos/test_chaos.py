@@ -58,8 +58,10 @@ def seeded() -> random.Random:
     return random.Random(seed)
 
 
-def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str, dict[str, Any]]:
-    """Jobs that succeed, recover from a death, always die, or run long (to cancel)."""
+def mixed_jobs(
+    rng: random.Random, count: int, prefix: str = "job", long: tuple[int, int] = (20, 40)
+) -> dict[str, dict[str, Any]]:
+    """Jobs that succeed, recover from a death, always die, or run ``long`` (to cancel)."""
     specs: dict[str, dict[str, Any]] = {}
     for i in range(count):
         name = f"{prefix}-{i:03d}"
@@ -75,7 +77,7 @@ def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str,
                     "conf": {**run, OUTCOME: "dead"},
                 }
             case 3:
-                specs[name] = {"conf": {RUN_SECONDS: str(rng.randint(20, 40))}}
+                specs[name] = {"conf": {RUN_SECONDS: str(rng.randint(*long))}}
             case _:
                 specs[name] = {"conf": run}
     return specs
@@ -180,22 +182,23 @@ def test_reshard_three_replicas_one_killed_and_restarted_again_and_again(
     random, is SIGKILLed and started again under its own name (a StatefulSet pod coming back):
     either at once, so the new process finds its Lease still live and its claims made, or once
     its share moved to the other two (the ring reshards twice). Every create lingers 0.5 s
-    after DLI stored it, so kills land between a POST and its reply, and the moving jobs must
+    after DLI stored it (2 s), so kills land between a POST and its reply; the moving jobs must
     go through the submission fence: one batch per attempt, none stranded."""
     rng, began, ops = seeded(), time.monotonic(), []
     count, cycles = scaled(30, 300), scaled(2, 12)
-    specs = mixed_jobs(rng, count, prefix="rs")
+    # The short form's long runs only need to outlast a cycle (make test's time budget).
+    specs = mixed_jobs(rng, count, prefix="rs", long=(scaled(6, 20), scaled(12, 40)))
     names = list(specs)
     waves = [names[i :: cycles + 1] for i in range(cycles + 1)]
-    emulator.fault(operation="create", action="delay", when="after", seconds=0.5, times=MANY)
+    emulator.fault(operation="create", action="delay", when="after", seconds=2, times=MANY)
     jobs.apply_many({n: specs[n] for n in waves[0]})
     replicas = e2e.Replicas(kube, namespace, start_operator, {})
-    for i in range(3):  # the first takes every job, each next one a share of them
-        started(ops, audit, replicas.replica(f"shard-{i}"))
+    for op in replicas.replicas("shard-0", "shard-1", "shard-2"):
+        started(ops, audit, op)
     moved = 0
     for cycle in range(cycles):
         jobs.apply_many({n: specs[n] for n in waves[cycle + 1]})
-        time.sleep(rng.uniform(1.0, 5.0))
+        time.sleep(rng.uniform(0.5, 4.0))  # creates of the new wave may be in flight
         victim = rng.choice(list(replicas.serving.values()))
         audit.progress.excuse(replicas.gap_seconds)
         after_move = rng.random() < 0.5

@@ -374,7 +374,7 @@ class Replicas:
     consistent hashing; a replica that joins takes a share over at once, one that leaves with
     SIGTERM deletes its Lease so the others take its share at once, and a SIGKILLed one's share
     moves when its Lease expires (``lease`` seconds, by the survivors' own clocks). Tests say
-    only ``replica``, ``join``, ``leave``, ``restart`` and ``pause``, so their assertions hold
+    only ``replica(s)``, ``join``, ``leave``, ``restart`` and ``pause``, so their assertions hold
     for any mechanism. Each returns once every replica still serving sees the same members.
     ``gap_seconds`` is the longest a handover may leave a job with no replica serving it.
     """
@@ -401,11 +401,16 @@ class Replicas:
 
     def replica(self, name: str, leading: bool = True) -> Operator:
         """Start a replica named ``name``; with shards every replica leads its own share."""
-        op = self.start(env={**self.env, "DLI_OPERATOR_SHARDING__IDENTITY": name})
-        self.names[id(op)] = name
-        self.serving[name] = op
+        return self.replicas(name)[0]
+
+    def replicas(self, *names: str) -> list[Operator]:
+        """Start replicas named ``names`` at once; returns once they all see each other."""
+        ops = [self.start(env={**self.env, "DLI_OPERATOR_SHARDING__IDENTITY": n}) for n in names]
+        for name, op in zip(names, ops, strict=True):
+            self.names[id(op)] = name
+            self.serving[name] = op
         self._wait_for_ring()
-        return op
+        return ops
 
     def join(self) -> Operator:
         """A new replica joins and takes jobs over; returns once every replica sees it."""
