@@ -19,8 +19,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "<!-- chaos-results:{section}:{end} -->"
 ORDER = [
-    "sigkill", "ha", "pause-resume", "kube-apiserver-restart", "etcd-restart", "emulator-restart",
-    "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
+    "sigkill", "ha", "pause-resume", "reshard", "kube-apiserver-restart", "etcd-restart",
+    "emulator-restart", "dli-outage", "dli-storm", "hostile-replies", "auth-faults",
 ]  # fmt: skip
 COLUMNS = [
     ("Scenario", "scenario"), ("Scale", "scale"), ("Iterations", "iterations"),

@@ -58,8 +58,10 @@ def seeded() -> random.Random:
     return random.Random(seed)
 
 
-def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str, dict[str, Any]]:
-    """Jobs that succeed, recover from a death, always die, or run long (to cancel)."""
+def mixed_jobs(
+    rng: random.Random, count: int, prefix: str = "job", long: tuple[int, int] = (20, 40)
+) -> dict[str, dict[str, Any]]:
+    """Jobs that succeed, recover from a death, always die, or run ``long`` (to cancel)."""
     specs: dict[str, dict[str, Any]] = {}
     for i in range(count):
         name = f"{prefix}-{i:03d}"
@@ -75,7 +77,7 @@ def mixed_jobs(rng: random.Random, count: int, prefix: str = "job") -> dict[str,
                     "conf": {**run, OUTCOME: "dead"},
                 }
             case 3:
-                specs[name] = {"conf": {RUN_SECONDS: str(rng.randint(20, 40))}}
+                specs[name] = {"conf": {RUN_SECONDS: str(rng.randint(*long))}}
             case _:
                 specs[name] = {"conf": run}
     return specs
@@ -133,46 +135,82 @@ def test_sigkill_of_the_operator_at_random_moments(
     )  # fmt: skip
 
 
-def test_ha_two_replicas_under_load_with_the_active_one_killed_or_paused(
+def test_ha_sharded_replicas_killed_stopped_or_paused_at_random_moments(
     jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
 ) -> None:
+    """Every replica is active on its share of the jobs (Lease shards, issue 18: conftest's
+    ``e2e.Replicas``). Every 3-8 s a random replica is SIGKILLed or SIGTERMed and a new one
+    joins, before or after it leaves (so two or three serve), or it is SIGSTOPped past its
+    Lease and woken: the stale-owner case, which must fence itself until it renewed."""
     rng, began, ops = seeded(), time.monotonic(), []
-    lifetime = 5
-    e2e.install_peering(kube, namespace)
-    env = {"DLI_OPERATOR_PEERING__LIFETIME_SECONDS": str(lifetime)}
-    priority = 100
-
-    def replica() -> Any:
-        nonlocal priority
-        priority += 10
-        op = start_operator("--peering", "dli-operator", "--priority", str(priority), env=env)
-        op.priority = priority
-        return started(ops, audit, op)
-
-    replica(), replica()
+    replicas = e2e.Replicas(kube, namespace, start_operator, {})
+    started(ops, audit, replicas.replica("ha-0"))
+    started(ops, audit, replicas.join())
     count, disruptions = scaled(20, 200), scaled(3, 20)
     jobs.apply_many(mixed_jobs(rng, count, prefix="ha"))
     emulator.fault(operation="create", action="delay", when="after", seconds=0.5, times=MANY)
-    paused = 0
+    done = {"SIGKILL": 0, "SIGTERM": 0, "SIGSTOP": 0}
     for turn in range(disruptions):
         time.sleep(rng.uniform(3.0, 8.0))
-        alive = [op for op in ops if op.process.poll() is None]
-        active = max(alive, key=lambda op: op.priority)
-        if turn % 2 == 0:
-            active.kill()
-            replica()
-        else:  # the item-1 case: a paused active replica that wakes up after the handover
-            active.process.send_signal(signal.SIGSTOP)
-            # Unserved until the standby sees the lifetime run out, and again when the woken
-            # replica (the higher priority) takes the jobs back.
-            audit.progress.excuse(2 * lifetime + 4.0 + STARTUP_SECONDS)
-            time.sleep(lifetime + rng.uniform(1.0, 4.0))
-            active.process.send_signal(signal.SIGCONT)
-            paused += 1
+        victim = rng.choice(list(replicas.serving.values()))
+        how = ("SIGKILL", "SIGTERM", "SIGSTOP")[turn % 3]
+        done[how] += 1
+        audit.progress.excuse(replicas.gap_seconds)
+        if how == "SIGSTOP":
+            replicas.pause(victim, replicas.lease + rng.uniform(1.0, 4.0))
+        elif rng.random() < 0.5:
+            started(ops, audit, replicas.join())
+            replicas.leave(victim, kill=how == "SIGKILL")
+        else:
+            replicas.leave(victim, kill=how == "SIGKILL")
+            started(ops, audit, replicas.join())
+        audit.progress.excuse(replicas.gap_seconds)
     finish(
         audit, ops, record, "ha", disruptions, began, timeout=scaled(180, 900),
-        notes=f"{count} jobs; {disruptions - paused} SIGKILLs, {paused} SIGSTOP/SIGCONT "
-        f"of the active replica; peering lifetime {lifetime}s",
+        notes=f"{count} jobs on two or three shard replicas (Lease {replicas.lease}s); "
+        f"a random replica {done['SIGKILL']} times SIGKILLed and {done['SIGTERM']} times "
+        f"SIGTERMed (each time a new replica joined), {done['SIGSTOP']} times SIGSTOPped past "
+        f"its Lease and woken; {ring_changes(ops)} ring changes seen, {adopted(audit)} creates "
+        "in flight adopted",
+    )  # fmt: skip
+
+
+def test_reshard_three_replicas_one_killed_and_restarted_again_and_again(
+    jobs, kube, namespace, emulator: ChaosEmulator, start_operator, audit: Audit, record: Record
+) -> None:
+    """Issue 18: three shard replicas under a stream of jobs; again and again one of them, at
+    random, is SIGKILLed and started again under its own name (a StatefulSet pod coming back):
+    either at once, so the new process finds its Lease still live and its claims made, or once
+    its share moved to the other two (the ring reshards twice). Every create lingers 0.5 s
+    after DLI stored it (2 s), so kills land between a POST and its reply; the moving jobs must
+    go through the submission fence: one batch per attempt, none stranded."""
+    rng, began, ops = seeded(), time.monotonic(), []
+    count, cycles = scaled(30, 300), scaled(2, 12)
+    # The short form's long runs only need to outlast a cycle (make test's time budget).
+    specs = mixed_jobs(rng, count, prefix="rs", long=(scaled(6, 20), scaled(12, 40)))
+    names = list(specs)
+    waves = [names[i :: cycles + 1] for i in range(cycles + 1)]
+    emulator.fault(operation="create", action="delay", when="after", seconds=2, times=MANY)
+    jobs.apply_many({n: specs[n] for n in waves[0]})
+    replicas = e2e.Replicas(kube, namespace, start_operator, {})
+    for op in replicas.replicas("shard-0", "shard-1", "shard-2"):
+        started(ops, audit, op)
+    moved = 0
+    for cycle in range(cycles):
+        jobs.apply_many({n: specs[n] for n in waves[cycle + 1]})
+        time.sleep(rng.uniform(0.5, 4.0))  # creates of the new wave may be in flight
+        victim = rng.choice(list(replicas.serving.values()))
+        audit.progress.excuse(replicas.gap_seconds)
+        after_move = rng.random() < 0.5
+        moved += after_move
+        started(ops, audit, replicas.restart(victim, moved=after_move))
+        audit.progress.excuse(replicas.gap_seconds)
+    finish(
+        audit, ops, record, "reshard", cycles, began, timeout=scaled(180, 900),
+        notes=f"{count} jobs in {cycles + 1} waves on three shard replicas (Lease "
+        f"{replicas.lease}s); {cycles} times a random one SIGKILLed and restarted under its "
+        f"name, {moved} of them after its share moved; {ring_changes(ops)} ring changes "
+        f"seen, {adopted(audit)} creates in flight adopted",
     )  # fmt: skip
 
 
@@ -182,7 +220,7 @@ def test_pause_resume_inside_the_stop_grace_with_a_backlog_in_the_limiter(
     """Issue 18: a replica joins (taking the jobs over) and leaves again, SIGKILLed and then
     SIGTERMed, each time within seconds, while a low DLI rate keeps a queue in the limiter: the
     resumes land inside the stop grace (40 s) of steps still waiting for a request slot. How a
-    replica joins and leaves is ``e2e.Replicas``'s business (kopf peering today)."""
+    replica joins and leaves is ``e2e.Replicas``'s business (Lease shards)."""
     rng, began, ops = seeded(), time.monotonic(), []
     # The issue's recipe per cycle: a replica joins, is SIGKILLed, joins again, leaves (SIGTERM).
     count, cycles, rate, poll = scaled(50, 150), scaled(1, 4), float(scaled(2, 4)), 2.0
@@ -379,6 +417,18 @@ def test_wrong_keys_are_a_condition_without_a_tight_loop_and_a_rotated_secret_he
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def ring_changes(ops: list[Any]) -> int:
+    """How many times the replicas logged a new ring (shards/membership.py), all summed."""
+    return sum(
+        op.log.read_text(errors="replace").count("shard ring ") for op in ops if op.log.exists()
+    )
+
+
+def adopted(audit: Audit) -> int:
+    """Jobs whose batch was found in DLI and adopted, not posted: a create left in flight."""
+    return sum(_submitted_reason(i.get("status") or {}) == "Adopted" for i in audit.items())
 
 
 def put_secret(kube, namespace: str, access_key: str, secret_key: str) -> None:

@@ -25,7 +25,6 @@ from dli_operator import controlplane
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 DEPLOY_BASE = Path(__file__).resolve().parents[2] / "deploy" / "base"
-PEERING_YAML = DEPLOY_BASE / "peering.yaml"
 SYSTEM_NAMESPACE = "dli-operator-system"
 ACCESS_KEY, SECRET_KEY = "EMULATORAK", "EMULATORSK"
 CLI = [str(Path(sys.executable).parent / "dli-operator")]
@@ -368,22 +367,6 @@ def _capture(obj: dict[str, Any]) -> None:
     (Path(folder) / f"{phase.lower()}.yaml").write_text(header + yaml.safe_dump(doc))
 
 
-def install_peering(kube: Any, namespace: str, name: str = "dli-operator") -> None:
-    """The peering CRDs (cluster-wide, idempotent) and this namespace's KopfPeering."""
-    crds = [
-        d
-        for d in yaml.safe_load_all(PEERING_YAML.read_text())
-        if d and d["kind"] == "CustomResourceDefinition"
-    ]
-    kube.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds)
-    )
-    for crd in crds:
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
-    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))
-
-
 class Replicas:
     """Replicas of one namespace and their handovers: the one place that knows the mechanism.
 
@@ -391,7 +374,8 @@ class Replicas:
     consistent hashing; a replica that joins takes a share over at once, one that leaves with
     SIGTERM deletes its Lease so the others take its share at once, and a SIGKILLed one's share
     moves when its Lease expires (``lease`` seconds, by the survivors' own clocks). Tests say
-    only ``replica``, ``join`` and ``leave``, so their assertions hold for any mechanism.
+    only ``replica(s)``, ``join``, ``leave``, ``restart`` and ``pause``, so their assertions hold
+    for any mechanism. Each returns once every replica still serving sees the same members.
     ``gap_seconds`` is the longest a handover may leave a job with no replica serving it.
     """
 
@@ -411,38 +395,73 @@ class Replicas:
             "DLI_OPERATOR_SHARDING__LEASE_SECONDS": str(self.lease),
             "DLI_OPERATOR_SHARDING__RENEW_SECONDS": str(renew),
         }
-        self.first: Operator | None = None
         self.names: dict[int, str] = {}
+        self.serving: dict[str, Operator] = {}
+        """The replicas expected in the ring, by name (started, not left, not paused)."""
 
-    def replica(self, name: str, leading: bool) -> Operator:
+    def replica(self, name: str, leading: bool = True) -> Operator:
         """Start a replica named ``name``; with shards every replica leads its own share."""
-        op = self.start(env={**self.env, "DLI_OPERATOR_SHARDING__IDENTITY": name})
-        self.names[id(op)] = name
-        if self.first is None:
-            self.first = op
-            self._wait_for_ring(op, {name})
-        return op
+        return self.replicas(name)[0]
+
+    def replicas(self, *names: str) -> list[Operator]:
+        """Start replicas named ``names`` at once; returns once they all see each other."""
+        ops = [self.start(env={**self.env, "DLI_OPERATOR_SHARDING__IDENTITY": n}) for n in names]
+        for name, op in zip(names, ops, strict=True):
+            self.names[id(op)] = name
+            self.serving[name] = op
+        self._wait_for_ring()
+        return ops
 
     def join(self, name: str | None = None) -> Operator:
-        """A replica joins and takes jobs over; returns once the first replica sees it.
+        """A replica joins and takes jobs over; returns once every replica sees it.
 
         ``name``: the identity of one that left, returning (a StatefulSet pod restarted)."""
-        assert self.first is not None, "start the first replica with replica()"
+        assert self.serving, "start the first replica with replica()"
         if name is None:
             name = f"joiner-{self.joined}"
             self.joined += 1
-        op = self.replica(name, leading=True)
-        self._wait_for_ring(self.first, {self.names[id(self.first)], name})
-        return op
+        return self.replica(name)
 
     def leave(self, op: Operator, kill: bool) -> None:
         """``op`` leaves (SIGKILL or SIGTERM); returns once its jobs are served again."""
-        assert self.first is not None
         assert op.process is not None
+        name = self.names[id(op)]
+        self.serving.pop(name)
+        assert self.serving, "the last replica cannot leave: nobody would take its jobs"
         # SIGTERM is not waited for: the replica may take its stop grace to exit.
         op.stopped = not kill
         op.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        self._wait_for_ring(self.first, {self.names[id(self.first)]}, self.gap_seconds + 30)
+        self._wait_for_ring(self.gap_seconds + 30)
+
+    def restart(self, op: Operator, *, moved: bool) -> Operator:
+        """SIGKILL ``op`` and start it again under the same name, as a StatefulSet restarts a
+        pod; with ``moved``, only after its share moved to the others (its Lease expired),
+        else at once, so the new process finds its own Lease still live and its claims made."""
+        name = self.names[id(op)]
+        if moved:
+            self.leave(op, kill=True)
+        else:
+            assert op.process is not None
+            op.kill()
+            self.serving.pop(name)
+        return self.replica(name)
+
+    def pause(self, op: Operator, seconds: float) -> None:
+        """SIGSTOP ``op`` for ``seconds`` (past its Lease: its share moves), then SIGCONT; it
+        wakes with a stale view, must fence itself until it renewed, and takes its share back.
+        Returns once every replica sees it again."""
+        assert op.process is not None
+        name = self.names[id(op)]
+        self.serving.pop(name)
+        began = time.monotonic()
+        op.process.send_signal(signal.SIGSTOP)
+        try:
+            self._wait_for_ring(self.gap_seconds + 30)
+            time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+        finally:
+            op.process.send_signal(signal.SIGCONT)
+        self.serving[name] = op
+        self._wait_for_ring()
 
     @staticmethod
     def ring(op: Operator) -> set[str] | None:
@@ -453,10 +472,12 @@ class Replicas:
             return None
         return {part.strip() for part in lines[-1].split("members", 1)[1].split(",")}
 
-    def _wait_for_ring(self, op: Operator, members: set[str], timeout: float = 60.0) -> None:
+    def _wait_for_ring(self, timeout: float = 60.0) -> None:
+        """Until every serving replica's ring is the serving replicas."""
+        members = set(self.serving)
         deadline = time.monotonic() + timeout
-        while self.ring(op) != members:
+        while wrong := {n: r for n, op in self.serving.items() if (r := self.ring(op)) != members}:
             assert time.monotonic() < deadline, (
-                f"{op.log.name}: ring {self.ring(op)} is not {members} within {timeout}s"
+                f"rings {wrong} are not {sorted(members)} within {timeout}s"
             )
             time.sleep(0.2)
