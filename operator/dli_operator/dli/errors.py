@@ -135,6 +135,15 @@ class DliServerError(DliApiError):
     outcome = "server_error"
 
 
+class IdentityError(DliError):
+    """The operator's own credentials cannot be had: a file is missing, a reply is unusable.
+
+    Raised by ``dli.identity``; defined here so that the error tree, and the metrics' zero
+    series for every outcome (``metrics.api_outcomes``), never depend on what was imported."""
+
+    outcome = "identity_error"
+
+
 # Codes from dli_02_0056 and the APIG error pages (dli-api.md §3); newer gateways say APIGW.
 _CLASS_BY_CODE: dict[str, type[DliApiError]] = {
     "APIG.0301": DliAuthError,

@@ -34,6 +34,7 @@ from dli_operator.dli.auth import Credentials
 from dli_operator.dli.errors import (
     DliError,
     DliProtocolError,
+    IdentityError,
     api_error,
     mask_credentials,
     parse_error_body,
@@ -51,12 +52,6 @@ METADATA_TOKEN_TTL_SECONDS = 6 * 3600
 # The SDK renews temporary keys 40 minutes before they expire (credentials.py).
 DEFAULT_REFRESH_BEFORE_SECONDS = 40 * 60.0
 KEY_FILES = ("accessKey", "secretKey", "securityToken")
-
-
-class IdentityError(DliError):
-    """The operator's own credentials cannot be had: a file is missing, a reply is unusable."""
-
-    outcome = "identity_error"
 
 
 def _utcnow() -> datetime:
