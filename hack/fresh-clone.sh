@@ -7,7 +7,7 @@
 #
 # Usage: hack/fresh-clone.sh [--short] [--keep]
 #   --short  reuse your pip cache instead of an empty one (the cold download is what the full form
-#            times); cheap enough for CI (tests/e2e/test_fresh_clone.py).
+#            times); CI runs this form (tests/e2e/test_fresh_clone.py).
 #   --keep   leave the clone (its path is printed) instead of deleting it.
 #
 # Shared with you in both forms, and so NOT cold: the Go tool cache (~/.cache/dli-operator, or
