@@ -77,7 +77,7 @@ operator_up() {
   DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS=2 \
   DLI_OPERATOR_METRICS__PORT="$METRICS_PORT" \
   DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES=default \
-  nohup "$BIN/dli-operator" run --all-namespaces --standalone \
+  nohup "$BIN/dli-operator" run --all-namespaces \
     --liveness "http://127.0.0.1:$HEALTH_PORT/healthz" >> "$LOCAL/operator.log" 2>&1 &
   echo $! > "$LOCAL/operator.pid"
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"

@@ -85,10 +85,6 @@ RETRIES = Counter(
     "Resubmissions of dead attempts (autoRecovery).",
     ["namespace"],
 )
-LEADING = Gauge(
-    "dli_operator_leading",
-    "1 while this replica is the one kopf peering lets work, 0 while it is paused.",
-)
 ENGINE_QUEUE = Gauge(
     "dli_operator_engine_queue_keys", "Keys with a timer in the engine's work queue."
 )

@@ -25,7 +25,6 @@ from dli_operator import controlplane
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 DEPLOY_BASE = Path(__file__).resolve().parents[2] / "deploy" / "base"
-PEERING_YAML = DEPLOY_BASE / "peering.yaml"
 SYSTEM_NAMESPACE = "dli-operator-system"
 ACCESS_KEY, SECRET_KEY = "EMULATORAK", "EMULATORSK"
 CLI = [str(Path(sys.executable).parent / "dli-operator")]
@@ -200,9 +199,7 @@ def start_operator(
 
     def start(*extra: str, env: dict[str, str] | None = None) -> Operator:
         log = tmp_path / f"operator-{len(started)}.log"
-        op = Operator(
-            namespace, {**operator_env, **(env or {})}, log, list(extra) or ["--standalone"]
-        )
+        op = Operator(namespace, {**operator_env, **(env or {})}, log, list(extra))
         started.append(op.start())
         return op
 
@@ -213,7 +210,7 @@ def start_operator(
 
 @pytest.fixture
 def operator(start_operator: Callable[..., Operator]) -> Operator:
-    """One standalone operator for the test's namespace."""
+    """One operator for the test's namespace (unsharded: it owns every job)."""
     return start_operator()
 
 
@@ -366,22 +363,6 @@ def _capture(obj: dict[str, Any]) -> None:
     header = f"# A DliBatchJob in phase {phase}, captured from an end-to-end run.\n"
     doc = {**obj, "metadata": meta}
     (Path(folder) / f"{phase.lower()}.yaml").write_text(header + yaml.safe_dump(doc))
-
-
-def install_peering(kube: Any, namespace: str, name: str = "dli-operator") -> None:
-    """The peering CRDs (cluster-wide, idempotent) and this namespace's KopfPeering."""
-    crds = [
-        d
-        for d in yaml.safe_load_all(PEERING_YAML.read_text())
-        if d and d["kind"] == "CustomResourceDefinition"
-    ]
-    kube.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds)
-    )
-    for crd in crds:
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
-    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(peering))
 
 
 class Replicas:
