@@ -106,6 +106,9 @@ def _membership(config: Settings, kube: KubeApi) -> Membership | None:
     """This replica's place in the shard ring, or None for the only replica (the default)."""
     sharding = config.sharding
     if not sharding.enabled:
+        # The whole ring, always a member (engine.controller.Everything): no shard alert fires.
+        metrics.SHARD_MEMBER.set(1)
+        metrics.SHARD_MEMBERS.set(1)
         return None
     return Membership(
         kube,

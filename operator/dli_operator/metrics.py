@@ -169,7 +169,8 @@ SHARD_MEMBERS = Gauge(
 )
 SHARD_MEMBER = Gauge(
     "dli_operator_shard_member",
-    "1 while this replica counts itself a shard member (its own Lease is fresh), else 0.",
+    "1 while this replica counts itself a shard member (its own Lease is fresh; always 1 "
+    "unsharded), else 0.",
 )
 SHARD_OWNED_JOBS = Gauge(
     "dli_operator_shard_owned_jobs", "DliBatchJobs (live and finished) this replica's shard owns."
