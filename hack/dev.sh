@@ -83,7 +83,7 @@ operator_up() {
   DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACES="$ADMITTED" \
   DLI_OPERATOR_POLICY__DEFAULT_CREDENTIALS_NAMESPACE_SELECTOR="$ADMIT_LABEL" \
   DLI_OPERATOR_RECONCILE__BLOCKED_RETRY_SECONDS=5 \
-  nohup "$BIN/dli-operator" run --all-namespaces --standalone \
+  nohup "$BIN/dli-operator" run --all-namespaces \
     --liveness "http://127.0.0.1:$HEALTH_PORT/healthz" >> "$LOCAL/operator.log" 2>&1 &
   echo $! > "$LOCAL/operator.pid"
   say "operator running (pid $(cat "$LOCAL/operator.pid"), log $LOCAL/operator.log)"

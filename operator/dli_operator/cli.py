@@ -184,22 +184,18 @@ def emulator(
     show_default=True,
     help="Liveness endpoint URL; empty to disable.",
 )
-@click.option("--peering", "peering_name", default=None, help="kopf peering object (HA).")
 @click.option(
-    "--priority",
-    type=int,
-    default=None,
-    # The Helm chart's replicas take theirs from their StatefulSet ordinal (downward API).
-    envvar="DLI_OPERATOR_PEERING__PRIORITY",
-    help="Peering priority of this replica (kopf pauses all but the highest).",
+    "--standalone",
+    is_flag=True,
+    hidden=True,
+    # Up to 0.2 kopf's active/standby mode ran unless told --standalone; replicas now share
+    # the jobs by shard Leases (DLI_OPERATOR_SHARDING__*). Kept so that old commands still work.
+    help="Accepted and ignored: kopf always runs standalone.",
 )
-@click.option("--standalone", is_flag=True, help="No peering: the only replica.")
 def run(
     clusterwide: bool,
     namespaces: tuple[str, ...],
     liveness: str,
-    peering_name: str | None,
-    priority: int | None,
     standalone: bool,
 ) -> None:
     """Run the operator (kopf) for DliBatchJobs."""
@@ -218,10 +214,9 @@ def run(
         clusterwide=clusterwide,
         namespaces=namespaces,
         liveness_endpoint=liveness or None,
-        peering_name=peering_name,
-        priority=priority,
-        standalone=standalone or None,
+        # kopf never pauses a replica: all are active, each on its shard's jobs (shards/).
+        standalone=True,
         registry=kopf.get_default_registry(),
-        # The served namespaces, for the peering objects the startup creates (handlers.py).
+        # The served namespaces, for the engine's informer (handlers.py).
         memo=kopf.Memo(namespaces=namespaces),
     )

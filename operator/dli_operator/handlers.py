@@ -2,9 +2,10 @@
 
 kopf runs the process: login, startup and cleanup, the liveness probe, and the schedules.
 DliBatchJobs are the engine's (``dli_operator.engine``, issue 18): kopf stopped a job's daemon
-on every peering pause and respawned it only on a later watch event, which stranded jobs; and
-its finalizer and annotation patches on every object collided with the conditional status
-writes (409 storms at 10,000 jobs). So no kopf handler watches DliBatchJobs any more.
+whenever a replica was paused (its active/standby mode) and respawned it only on a later watch
+event, which stranded jobs; and its finalizer and annotation patches on every object collided
+with the conditional status writes (409 storms at 10,000 jobs). So no kopf handler watches
+DliBatchJobs any more, and kopf runs standalone: replicas share the jobs by shard Leases.
 
 - ``configure`` (startup): builds the runtime, the driver and the engine, and starts them.
 - ``stop`` (cleanup): lets the steps in flight end, then leaves the shard ring.
@@ -22,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from dli_operator import leadership, metrics, reconcile
+from dli_operator import metrics, reconcile
 from dli_operator.driver import Announce, Driver
 from dli_operator.engine.controller import STOP_GRACE_SECONDS, Engine
 from dli_operator.engine.events import EventPoster
@@ -61,7 +62,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own Events say what happened; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    settings.peering.lifetime = config.peering.lifetime_seconds
     kube = KubeApi.from_connection(_login(settings), relogin=lambda: _login(settings))
     runtime = Runtime(config, kube)
     policy = reconcile.Policy(
@@ -85,7 +85,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(memo.engine.run(), name="engine"),
         asyncio.create_task(memo.events.run(), name="events"),
         asyncio.create_task(_report_synced(informer, memo.engine), name="synced"),
-        asyncio.create_task(leadership.watch(kube, settings.peering), name="leadership"),
     ]
     if memo.membership is not None:
         memo.tasks.append(asyncio.create_task(memo.membership.run(), name="membership"))
@@ -110,6 +109,9 @@ def _membership(config: Settings, kube: KubeApi) -> Membership | None:
     """This replica's place in the shard ring, or None for the only replica (the default)."""
     sharding = config.sharding
     if not sharding.enabled:
+        # The whole ring, always a member (engine.controller.Everything): no shard alert fires.
+        metrics.SHARD_MEMBER.set(1)
+        metrics.SHARD_MEMBERS.set(1)
         return None
     return Membership(
         kube,
@@ -162,43 +164,6 @@ def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials found (kubeconfig or in-cluster)")
     return info
-
-
-@kopf.on.startup(id="peering")
-async def ensure_peering(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Create the peering object(s) ``--peering NAME`` names, before kopf starts to use them.
-
-    Shipped as a manifest, the object would share an apply with its CRD, which is not served
-    yet: `kubectl apply -k` and `helm install` fail on a fresh cluster (issue 15). And kopf,
-    finding no object, would run without peering at all, silently.
-    """
-    if settings.peering.standalone or not settings.peering.mandatory:
-        return
-    kube = KubeApi.from_connection(_login(settings))
-    try:
-        for namespace in _peering_namespaces(settings, memo):
-            try:
-                if await kube.ensure_peering(settings.peering.name, namespace):
-                    logger.info("created peering object %s", settings.peering.name)
-            except KubeApiError as exc:
-                if exc.status == 404:  # the peering CRD is in the same install, not served yet
-                    raise kopf.TemporaryError(
-                        f"peering CRD not served yet: {exc}", delay=5
-                    ) from exc
-                raise kopf.PermanentError(f"cannot create the peering object: {exc}") from exc
-    finally:
-        await kube.aclose()
-
-
-def _peering_namespaces(settings: kopf.OperatorSettings, memo: kopf.Memo) -> list[str | None]:
-    """Where kopf looks for the peering object: cluster-wide, or each served namespace.
-
-    Namespace patterns (``team-*``) cannot be resolved ahead of time: their KopfPeerings are
-    created by whoever creates those namespaces (docs/install.md).
-    """
-    if settings.peering.clusterwide:
-        return [None]
-    return [ns for ns in memo.get("namespaces", ()) if not set(ns) & set("*?[!")]
 
 
 @kopf.on.cleanup(id="close")

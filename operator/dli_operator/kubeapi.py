@@ -20,7 +20,6 @@ import httpx
 import kopf
 
 GROUP_PATH = "/apis/dli.dev/v1alpha1"
-PEERING_PATH = "/apis/kopf.dev/v1"
 # Requests in flight at once, each on a kept-alive connection. Thousands of jobs starting
 # together wait on a semaphore instead of in httpx's pool, which scans its whole queue on every
 # request (quadratic), counts the wait against the 30 s timeout, and closes connections beyond
@@ -133,34 +132,6 @@ class KubeApi:
         labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
         return labels
 
-    async def ensure_peering(self, name: str, namespace: str | None) -> bool:
-        """Create kopf's peering object ``name`` unless it exists; True if this call created it.
-
-        Cluster-wide operators use a ClusterKopfPeering, namespaced ones a KopfPeering per
-        namespace. Read first: an operator whose RBAC predates ``create`` still starts when the
-        object is there. A 404 on create means the peering CRD is not served (yet).
-        """
-        kind, plural = (
-            ("KopfPeering", "kopfpeerings")
-            if namespace
-            else ("ClusterKopfPeering", "clusterkopfpeerings")
-        )
-        folder = f"{PEERING_PATH}/namespaces/{namespace}" if namespace else PEERING_PATH
-        try:
-            await self._send("GET", f"{folder}/{plural}/{name}")
-            return False
-        except KubeApiError as exc:
-            if exc.status != 404:
-                raise
-        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
-        try:
-            await self._send("POST", f"{folder}/{plural}", json=body)
-        except KubeApiError as exc:
-            if exc.status == 409:  # another replica created it in the meantime
-                return False
-            raise
-        return True
-
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         """Delete one DliBatchJob, only if it is still the object with ``uid``."""
         url = f"{GROUP_PATH}/namespaces/{namespace}/dlibatchjobs/{name}"
@@ -170,10 +141,6 @@ class KubeApi:
         except KubeApiError as exc:
             if exc.status not in (404, 409):
                 raise
-
-    async def read_cluster_peering(self, name: str) -> dict[str, Any] | None:
-        """kopf's ClusterKopfPeering object (its status lists the live replicas), or None."""
-        return await self._get_or_none(f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
 
     async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object of this group (a DliBatchJob, a schedule), or None if it does not exist."""

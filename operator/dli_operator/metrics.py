@@ -103,10 +103,6 @@ RETRIES = Counter(
     "Resubmissions of dead attempts (autoRecovery).",
     ["namespace"],
 )
-LEADING = Gauge(
-    "dli_operator_leading",
-    "1 while this replica is the one kopf peering lets work, 0 while it is paused.",
-)
 ENGINE_QUEUE = Gauge(
     "dli_operator_engine_queue_keys", "Keys with a timer in the engine's work queue."
 )
@@ -204,7 +200,8 @@ SHARD_MEMBERS = Gauge(
 )
 SHARD_MEMBER = Gauge(
     "dli_operator_shard_member",
-    "1 while this replica counts itself a shard member (its own Lease is fresh), else 0.",
+    "1 while this replica counts itself a shard member (its own Lease is fresh; always 1 "
+    "unsharded), else 0.",
 )
 SHARD_OWNED_JOBS = Gauge(
     "dli_operator_shard_owned_jobs", "DliBatchJobs (live and finished) this replica's shard owns."

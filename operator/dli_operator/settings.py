@@ -158,16 +158,6 @@ class MetricsSettings(BaseModel):
     """Label job metrics with the job's namespace (one series per namespace and phase)."""
 
 
-class PeeringSettings(BaseModel):
-    """kopf peering between replicas (``dli-operator run --peering NAME --priority N``)."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    lifetime_seconds: int = Field(60, ge=1)
-    """How long a replica's keep-alive counts: a standby takes over at most this long after the
-    active replica died. Replicas renew it a few seconds before it runs out (kopf's default 60)."""
-
-
 class EngineSettings(BaseModel):
     """The operator's work queue (docs/architecture.md)."""
 
@@ -223,9 +213,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
-    peering: PeeringSettings = PeeringSettings()
     engine: EngineSettings = EngineSettings()
-
     sharding: ShardingSettings = ShardingSettings()
 
     @model_validator(mode="after")

@@ -199,9 +199,7 @@ def start_operator(
 
     def start(*extra: str, env: dict[str, str] | None = None) -> Operator:
         log = tmp_path / f"operator-{len(started)}.log"
-        op = Operator(
-            namespace, {**operator_env, **(env or {})}, log, list(extra) or ["--standalone"]
-        )
+        op = Operator(namespace, {**operator_env, **(env or {})}, log, list(extra))
         started.append(op.start())
         return op
 
@@ -212,7 +210,7 @@ def start_operator(
 
 @pytest.fixture
 def operator(start_operator: Callable[..., Operator]) -> Operator:
-    """One standalone operator for the test's namespace."""
+    """One operator for the test's namespace (unsharded: it owns every job)."""
     return start_operator()
 
 

@@ -78,7 +78,9 @@ def test_every_metric_the_rules_and_dashboard_use_is_exported_live(
     assert len(used) >= 12
     assert used - exported_names(text) == set()
     assert "dli_operator_submission_latency_seconds_count 1.0" in text.replace('{namespace=""}', "")
-    assert "dli_operator_leading 1.0" in text
+    # The only replica of an unsharded install is the whole ring: the shard alerts stay quiet.
+    assert "dli_operator_shard_member 1.0" in text
+    assert "dli_operator_shard_members 1.0" in text
     # Prometheus's own linter on the live exposition: names, units, suffixes, HELP texts.
     promtool = controlplane.build_tool("promtool") / "promtool"
     linted = subprocess.run(

@@ -160,7 +160,7 @@ def test_each_namespace_signs_with_its_own_secret(kube, namespace, jobs, emulato
     # The same Secret name in both namespaces: good keys in the test's, bad ones in the other.
     put_secret(kube, namespace, ACCESS_KEY, SECRET_KEY)
     put_secret(kube, other, ACCESS_KEY, WRONG_SECRET_KEY)
-    operator = start_operator("--namespace", other, "--standalone", env=NO_DEFAULTS)
+    operator = start_operator("--namespace", other, env=NO_DEFAULTS)
     theirs = type(jobs)(kube, other)
     jobs.apply("mine", SECRET_REF)
     theirs.apply("theirs", SECRET_REF)

@@ -984,7 +984,7 @@ async def test_ha_handover_a_stopped_replica_never_posts(op: Harness) -> None:
     )
     for _ in range(50):
         await asyncio.sleep(0)
-    stopped = True  # peering paused this replica while it waited for a slot
+    stopped = True  # the job's shard moved away while it waited for a slot
     gate.set()
     await waiting
     assert (await op.calls()).get("create", 0) == 0

@@ -8,7 +8,6 @@ import kopf
 import pytest
 from click.testing import CliRunner
 
-from dli_operator import handlers
 from dli_operator.cli import main
 
 
@@ -19,19 +18,21 @@ def kopf_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return seen
 
 
-def test_the_peering_priority_comes_from_the_environment(kopf_run: dict[str, Any]) -> None:
-    env = {"DLI_OPERATOR_PEERING__PRIORITY": "2"}
-    out = CliRunner().invoke(main, ["run", "-A", "--peering=dli-operator"], env=env)
+def test_kopf_never_pauses_a_replica(kopf_run: dict[str, Any]) -> None:
+    # Replicas coordinate by shard Leases; kopf's own active/standby mode stays off.
+    out = CliRunner().invoke(main, ["run", "-A"])
     assert out.exit_code == 0, out.output
-    assert (kopf_run["priority"], kopf_run["peering_name"]) == (2, "dli-operator")
+    assert kopf_run["standalone"] is True
 
 
-def test_the_served_namespaces_reach_the_peering_startup(kopf_run: dict[str, Any]) -> None:
-    out = CliRunner().invoke(main, ["run", "-n", "a", "-n", "team-*", "--peering=p"])
+def test_the_old_standalone_flag_is_still_accepted(kopf_run: dict[str, Any]) -> None:
+    out = CliRunner().invoke(main, ["run", "-A", "--standalone"])
     assert out.exit_code == 0, out.output
-    settings = kopf.OperatorSettings()
-    settings.peering.clusterwide = False
-    # A pattern cannot be resolved ahead of time: only the named namespace gets its object.
-    assert handlers._peering_namespaces(settings, kopf_run["memo"]) == ["a"]
-    settings.peering.clusterwide = True
-    assert handlers._peering_namespaces(settings, kopf_run["memo"]) == [None]
+    assert kopf_run["standalone"] is True
+
+
+def test_the_served_namespaces_reach_the_engines_informer(kopf_run: dict[str, Any]) -> None:
+    out = CliRunner().invoke(main, ["run", "-n", "a", "-n", "team-*"])
+    assert out.exit_code == 0, out.output
+    assert kopf_run["memo"].namespaces == ("a", "team-*")
+    assert (kopf_run["clusterwide"], kopf_run["namespaces"]) == (False, ("a", "team-*"))

@@ -66,14 +66,12 @@ async def test_the_plugin_calls_use_the_right_paths_and_patch_type() -> None:
 
     kube = api(handler)
     assert await kube.get_object("dlibatchjobs", "ns", "absent") is None
-    assert await kube.read_cluster_peering("absent") is None
     assert await kube.list_events("ns", "u-1") == [{"reason": "Running"}]
     await kube.patch_job("ns", "etl", {"spec": {"suspend": True}})
     await kube.create_job("ns", {"metadata": {"generateName": "etl-"}})
     base = "https://k8s.test/apis/dli.dev/v1alpha1/namespaces/ns/dlibatchjobs"
     assert seen == [
         ("GET", f"{base}/absent", ""),
-        ("GET", "https://k8s.test/apis/kopf.dev/v1/clusterkopfpeerings/absent", ""),
         (
             "GET",
             "https://k8s.test/api/v1/namespaces/ns/events?fieldSelector=involvedObject.uid%3Du-1",
@@ -82,41 +80,3 @@ async def test_the_plugin_calls_use_the_right_paths_and_patch_type() -> None:
         ("PATCH", f"{base}/etl", "application/merge-patch+json"),
         ("POST", base, "application/json"),
     ]
-
-
-def peering_server(exists: bool, create_status: int = 201):
-    """A fake API server for one peering object; records (method, path) of each call."""
-    calls: list[tuple[str, str]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append((request.method, request.url.path))
-        if request.method == "GET":
-            return httpx.Response(200 if exists else 404, json={})
-        return httpx.Response(create_status, json={})
-
-    return calls, handler
-
-
-async def test_an_absent_cluster_peering_object_is_created() -> None:
-    calls, handler = peering_server(exists=False)
-    assert await api(handler).ensure_peering("dli-operator", None) is True
-    path = "/apis/kopf.dev/v1/clusterkopfpeerings"
-    assert calls == [("GET", f"{path}/dli-operator"), ("POST", path)]
-
-
-async def test_a_present_peering_object_is_only_read() -> None:
-    calls, handler = peering_server(exists=True)
-    assert await api(handler).ensure_peering("dli-operator", "team-a") is False
-    assert calls == [("GET", "/apis/kopf.dev/v1/namespaces/team-a/kopfpeerings/dli-operator")]
-
-
-async def test_a_peering_object_created_meanwhile_by_another_replica_is_fine() -> None:
-    _, handler = peering_server(exists=False, create_status=409)
-    assert await api(handler).ensure_peering("dli-operator", None) is False
-
-
-async def test_an_unserved_peering_crd_is_an_error_with_its_status() -> None:
-    _, handler = peering_server(exists=False, create_status=404)
-    with pytest.raises(KubeApiError) as caught:
-        await api(handler).ensure_peering("dli-operator", None)
-    assert caught.value.status == 404

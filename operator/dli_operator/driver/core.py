@@ -69,8 +69,8 @@ class Driver:
     ) -> float | None:
         """One reconcile step; the seconds until the next one, or None once the job is final.
 
-        ``owned`` says whether this process still holds the job (kopf has not asked its daemon
-        to stop, e.g. a peering handover); it is checked right before any create call.
+        ``owned`` says whether this process still holds the job (its shard owns it and it is
+        not shutting down); it is checked right before any create call.
         """
         job = self._parse(body, announce)
         if job is None:
