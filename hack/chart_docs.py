@@ -17,16 +17,11 @@ from dli_operator import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "helm" / "dli-operator"
-PEERING = REPO / "deploy" / "base" / "peering.yaml"
 RULES = REPO / "deploy" / "components" / "monitoring" / "prometheusrule.yaml"
 CHART_RULES = CHART / "files" / "prometheus-rules.yaml"
 RULES_HEADER = """\
 # spec of the chart's PrometheusRule (metrics.rules.enabled), copied by `make docs` from
 # deploy/components/monitoring/prometheusrule.yaml: the chart and kustomize alert alike.
-"""
-PEERING_HEADER = """\
-# kopf's peering CRDs, copied by `make docs` from deploy/base/peering.yaml. In crds/ on purpose:
-# Helm installs them once and never deletes them, since other kopf operators may share them.
 """
 
 
@@ -37,10 +32,6 @@ def generated_files() -> dict[Path, str]:
         for path in sorted((REPO / "crds").glob("*.yaml"))
         if path.name != "kustomization.yaml"
     }
-    peering = [d for d in yaml.safe_load_all(PEERING.read_text()) if d]
-    files[CHART / "crds" / "kopf-peering.yaml"] = PEERING_HEADER + yaml.safe_dump_all(
-        peering, sort_keys=False
-    )
     if RULES.exists():  # deploy/components/monitoring (docs/observability.md)
         spec = yaml.safe_load(RULES.read_text())["spec"]
         files[CHART_RULES] = RULES_HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)

@@ -103,7 +103,7 @@ def test_the_chart_installs_an_operator_that_reconciles_a_job(
     kube.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects)
     )
-    kube.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    kube.kubectl("wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev")
 
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
@@ -133,9 +133,6 @@ def test_the_chart_installs_an_operator_that_reconciles_a_job(
         jobs.apply("pi", {})
         assert jobs.wait_phase("pi", "Succeeded")["state"] == "success"
         assert [j["name"] for j in emulator.jobs()] == [jobs.status("pi")["attempts"][0]["jobName"]]
-        # The operator created its namespaced peering object with the chart's RBAC.
-        peering = kube.kubectl("get", "kopfpeering", "dli-operator", "-n", namespace, "-o", "json")
-        assert json.loads(peering.stdout)["status"]
     finally:
         operator.terminate()
         operator.wait(timeout=30)

@@ -2,8 +2,9 @@
 grants the operator's ServiceAccount what the operator needs and nothing else.
 
 Installs follow docs/install.md to the letter: one `kubectl apply --server-side -k` (the operator
-creates its peering object itself; tests/e2e/test_install_fresh.py proves one apply is enough on an
-empty control plane). Applies are idempotent, so the tests share the session's cluster in any order.
+ships no custom resource beside its CRDs; tests/e2e/test_install_fresh.py proves one apply is
+enough on an empty control plane). Applies are idempotent, so the tests share the session's
+cluster in any order.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ OVERLAYS = {
 }
 SYSTEM_NS = "dli-operator-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:dli-operator"
-CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+CRDS = ("dlibatchjobs.dli.dev", "scheduleddlibatchjobs.dli.dev")
 EMULATOR = {
     "DLI_OPERATOR_DLI__PROJECT_ID": "0123456789abcdef0123456789abcdef",
     "DLI_OPERATOR_DLI__ACCESS_KEY": "EMULATORAK",
@@ -103,6 +104,34 @@ def test_each_overlay_renders_the_operator_with_its_rbac_and_crds(overlay: str) 
             assert doc["metadata"]["namespace"] == SYSTEM_NS, doc["metadata"]
 
 
+def test_the_sharding_component_runs_three_replicas_that_share_the_jobs(tmp_path: Path) -> None:
+    """docs/install.md, Replicas and shards: `components: [../../components/sharding]`."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(OVERLAYS["prod"], tmp_path)],
+                "components": [os.path.relpath(DEPLOY / "components" / "sharding", tmp_path)],
+            }
+        )
+    )
+    deployment = find(render(tmp_path), "Deployment", "dli-operator")
+    assert deployment["spec"]["replicas"] == 3
+    # New pods join before old ones leave: a rollout moves shares, never leaves jobs unowned.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in main["env"]}
+    assert env["DLI_OPERATOR_SHARDING__ENABLED"]["value"] == "true"
+    # The base's settings stay: the Leases in the operator's namespace, the metrics port; the
+    # member id is the pod's name (HOSTNAME), so none is set.
+    assert env["DLI_OPERATOR_SHARDING__NAMESPACE"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"
+    }
+    assert "DLI_OPERATOR_METRICS__PORT" in env
+    assert "DLI_OPERATOR_SHARDING__IDENTITY" not in env
+
+
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
 def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(overlay: str) -> None:
     docs = render(overlay)
@@ -123,7 +152,9 @@ def test_the_operator_runs_non_root_read_only_with_probes_limits_and_metrics(ove
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
     }
-    assert {"--all-namespaces", "--peering=dli-operator"} <= set(main["args"])
+    assert main["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]
+    # One replica owns every job; deploy/components/sharding makes it N (test below).
+    assert "DLI_OPERATOR_SHARDING__ENABLED" not in {e["name"] for e in main["env"]}
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"healthz": 8080, "metrics": 9090}
     for probe in ("livenessProbe", "readinessProbe"):
@@ -261,13 +292,6 @@ ALLOWED = [
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("list", "namespaces"),
     ("watch", "namespaces"),
-    ("list", "clusterkopfpeerings.kopf.dev"),
-    ("watch", "clusterkopfpeerings.kopf.dev"),
-    ("patch", "clusterkopfpeerings.kopf.dev/dli-operator"),
-    # The operator creates its own peering object at startup (create cannot be narrowed by name).
-    ("create", "clusterkopfpeerings.kopf.dev"),
-    ("create", "kopfpeerings.kopf.dev", "-n", "default"),
-    ("patch", "kopfpeerings.kopf.dev/dli-operator", "-n", "default"),
     ("get", "namespaces/default"),
     # Secrets: get only, only where a RoleBinding says so (dev: default; prod: dli-jobs).
     ("get", "secrets", "-n", "default"),
@@ -292,9 +316,6 @@ FORBIDDEN = [
     ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
     ("delete", "namespaces"),
     ("create", "namespaces"),
-    ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
-    ("patch", "kopfpeerings.kopf.dev/someone-else", "-n", "default"),
-    ("delete", "clusterkopfpeerings.kopf.dev/dli-operator"),
     # Shard Leases: only in the operator's own namespace.
     ("create", "leases.coordination.k8s.io", "-n", "default"),
     ("list", "leases.coordination.k8s.io", "-A"),

@@ -55,12 +55,7 @@ def test_helm_installs_upgrades_the_crd_and_uninstalls_keeping_it(
     names = kube.kubectl("get", "crd", "-o", "name").stdout.split()
     assert sorted(names) == sorted(
         f"customresourcedefinition.apiextensions.k8s.io/{n}"
-        for n in (
-            CRD,
-            "scheduleddlibatchjobs.dli.dev",
-            "clusterkopfpeerings.kopf.dev",
-            "kopfpeerings.kopf.dev",
-        )
+        for n in (CRD, "scheduleddlibatchjobs.dli.dev")
     )
     assert kube.kubectl("get", "deployment", "dli-dli-operator", "-n", NS).returncode == 0
 

@@ -2,8 +2,8 @@
 
 The session's cluster already holds the CRDs other tests applied, so this test starts a control
 plane of its own: nothing is served before the apply, as on a new cluster. The operator then runs
-as the Deployment says (its arguments, its ServiceAccount's token), creates its own peering object
-and reconciles a job in the overlay's example namespace.
+as the Deployment says (its arguments, its ServiceAccount's token) and reconciles a job in the
+overlay's example namespace.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dli_operator import controlplane
 REPO = Path(__file__).resolve().parents[2]
 PROD = REPO / "deploy" / "overlays" / "prod"
 SYSTEM_NS, JOBS_NS = "dli-operator-system", "dli-jobs"
-CRDS = ("dlibatchjobs.dli.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+CRDS = ("dlibatchjobs.dli.dev", "scheduleddlibatchjobs.dli.dev")
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,6 @@ def deployment_args(kube: Kube) -> list[str]:
     (container,) = json.loads(out.stdout)["spec"]["template"]["spec"]["containers"]
     # No kubelet probes it here, and port 8080 may be taken on a shared machine.
     return [a for a in container["args"] if not a.startswith("--liveness")] + ["--liveness="]
-
-
-def peers(kube: Kube) -> dict[str, Any]:
-    out = kube.kubectl("get", "clusterkopfpeering", "dli-operator", "-o", "json", check=False)
-    return dict(json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
 
 
 def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
@@ -97,8 +92,6 @@ def test_one_apply_of_the_prod_overlay_works_on_an_empty_cluster(
     )
     log.close()
     try:
-        # The operator created the peering object the overlay no longer ships, and joined it.
-        assert len(wait_for("the operator's keep-alive in its peering", lambda: peers(kube))) == 1
         jobs = Jobs(kube, JOBS_NS)
         kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(jobs.manifest("pi", {})))
         assert jobs.wait_phase("pi", "Succeeded")["state"] == "success"

@@ -62,8 +62,8 @@ def test_the_default_install_is_the_base_operator_with_its_crds_and_rbac() -> No
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
-        # DliBatchJob, ScheduledDliBatchJob, and kopf's two peering CRDs.
-        ["CustomResourceDefinition"] * 4
+        # DliBatchJob and ScheduledDliBatchJob (no kopf peering CRDs since issue 18).
+        ["CustomResourceDefinition"] * 2
         + ["ServiceAccount", "ConfigMap", "Deployment"]
         + ["ClusterRole"] * 3
         + ["ClusterRoleBinding"] * 2
@@ -78,11 +78,9 @@ def test_the_default_install_is_the_base_operator_with_its_crds_and_rbac() -> No
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"dli-operator:{__version__}"
-    assert container["args"] == [
-        "--all-namespaces",
-        "--peering=dli-operator",
-        "--liveness=http://0.0.0.0:8080/healthz",
-    ]
+    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]
+    # One replica owns every job: not sharded, its Leases' namespace set all the same.
+    assert [e["name"] for e in container["env"]] == ["DLI_OPERATOR_SHARDING__NAMESPACE"]
     assert [e["secretRef"] for e in container["envFrom"] if "secretRef" in e] == [
         {"name": "dli-credentials", "optional": True}
     ]
@@ -136,7 +134,10 @@ def test_the_chart_defaults_are_the_operators_defaults() -> None:
         "intervalSeconds": settings.reconcile.poll_interval_seconds,
         "listPageSize": settings.reconcile.list_page_size,
     }
-    assert values["peering"]["lifetimeSeconds"] == settings.peering.lifetime_seconds
+    assert values["sharding"] == {
+        "leaseSeconds": settings.sharding.lease_seconds,
+        "renewSeconds": settings.sharding.renew_seconds,
+    }
     assert values["metrics"]["port"] == settings.metrics.port
 
 
@@ -146,10 +147,16 @@ def test_the_full_set_renders_every_option() -> None:
     pod = workload["spec"]["template"]["spec"]
     main = next(c for c in pod["containers"] if c["name"] == "operator")
     assert main["image"].startswith("registry.example.com/dli-operator@sha256:")
-    assert main["args"][:3] == ["--namespace=team-a", "--namespace=team-b", "--peering=dli-ha"]
-    (priority,) = main["env"]
-    assert priority["name"] == "DLI_OPERATOR_PEERING__PRIORITY"
-    assert "pod-index" in priority["valueFrom"]["fieldRef"]["fieldPath"]
+    assert main["args"][:2] == ["--namespace=team-a", "--namespace=team-b"]
+    # Two replicas share the jobs: sharded, each pod's name (HOSTNAME, kept by the StatefulSet)
+    # its member id, its Lease in the release's namespace.
+    env = {e["name"]: e for e in main["env"]}
+    assert env["DLI_OPERATOR_SHARDING__ENABLED"]["value"] == "true"
+    assert env["DLI_OPERATOR_SHARDING__NAMESPACE"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"
+    }
+    assert "DLI_OPERATOR_SHARDING__IDENTITY" not in env
+    assert workload["spec"]["podManagementPolicy"] == "Parallel"
     assert pod["serviceAccountName"] == "dli-operator-sa"
     assert [v["name"] for v in pod["volumes"]] == ["tmp", "dli-token", "ca"]
     token = pod["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]
@@ -190,8 +197,8 @@ def test_the_full_set_renders_every_option() -> None:
         (NS, "dli-shards"),  # shard Leases: the release's namespace only
     }
     assert [d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == ["dli"]
-    patch_rule = find(docs, "ClusterRole", "dli")["rules"][3]
-    assert patch_rule["resourceNames"] == ["dli-ha"]
+    assert config["DLI_OPERATOR_SHARDING__LEASE_SECONDS"] == "20"
+    assert config["DLI_OPERATOR_SHARDING__RENEW_SECONDS"] == "4"
     for kind in ("Service", "PodMonitor", "PrometheusRule", "NetworkPolicy", "Secret"):
         assert [d for d in docs if d["kind"] == kind], kind
     egress = find(docs, "NetworkPolicy")["spec"]["egress"]
@@ -228,10 +235,10 @@ def test_a_wrong_value_fails_at_install_naming_the_key(setting: str) -> None:
 @pytest.mark.parametrize(
     "settings",
     [
-        ["replicaCount=2", "peering.enabled=false"],
+        ["replicaCount=6"],
         ["credentials.mode=values"],
     ],
-    ids=["ha-without-peering", "values-without-keys"],
+    ids=["too-many-replicas", "values-without-keys"],
 )
 def test_inconsistent_values_fail_at_install(settings: list[str]) -> None:
     out = helm("template", "x", str(CHART), *(a for s in settings for a in ("--set", s)))
