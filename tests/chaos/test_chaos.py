@@ -233,7 +233,7 @@ def test_pause_resume_inside_the_stop_grace_with_a_backlog_in_the_limiter(
         "DLI_OPERATOR_RECONCILE__POLL_INTERVAL_SECONDS": str(poll),
     }
     replicas = e2e.Replicas(kube, namespace, start_operator, env)
-    started(ops, audit, replicas.replica("first", leading=False))
+    started(ops, audit, replicas.replica("first"))
     jobs.apply_many(mixed_jobs(rng, count, prefix="pr"))
     _wait(lambda: len(emulator.jobs()) >= 3, 60, "the first submissions")
     for _ in range(cycles):

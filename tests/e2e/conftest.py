@@ -397,8 +397,8 @@ class Replicas:
         self.serving: dict[str, Operator] = {}
         """The replicas expected in the ring, by name (started, not left, not paused)."""
 
-    def replica(self, name: str, leading: bool = True) -> Operator:
-        """Start a replica named ``name``; with shards every replica leads its own share."""
+    def replica(self, name: str) -> Operator:
+        """Start a replica named ``name``; returns once every replica sees it."""
         return self.replicas(name)[0]
 
     def replicas(self, *names: str) -> list[Operator]:

@@ -35,7 +35,7 @@ def test_a_killed_replicas_share_is_taken_over_and_nothing_is_submitted_twice(
     jobs, kube, namespace, emulator, start_operator, audit
 ):
     replicas = Replicas(kube, namespace, start_operator, {})
-    survivor = replicas.replica("survivor", leading=False)
+    survivor = replicas.replica("survivor")
     victim = replicas.join()
 
     first = {f"early-{i}": {"conf": {RUN_SECONDS: "3"}} for i in range(4)}

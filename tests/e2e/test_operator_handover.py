@@ -55,7 +55,7 @@ def test_no_job_is_stranded_when_replicas_hand_over_with_a_backlog_in_the_rate_l
 
     replicas = Replicas(kube, namespace, start_operator, ENV)
     progress = Progress(items, emulator.jobs, TIMINGS).start()
-    replicas.replica("first", leading=False)
+    replicas.replica("first")
     jobs.apply_many({f"queued-{i:02d}": {"conf": {RUN_SECONDS: "1"}} for i in range(COUNT)})
     wait_for("the first submissions", lambda: len(emulator.jobs()) >= 3, timeout=60)
 

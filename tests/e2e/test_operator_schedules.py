@@ -77,7 +77,7 @@ def test_schedules_run_once_per_minute_across_a_sigkill_forbid_and_suspend(
     kube: Any, namespace: str, start_operator: Any, emulator: Any, audit: Any
 ) -> None:
     replicas = Replicas(kube, namespace, start_operator, {})
-    replicas.replica("survivor", leading=False)
+    replicas.replica("survivor")
     # The kill must move the schedule: name it so that the victim's shard owns it.
     ring = Ring({"survivor", "victim"})
     every = next(
