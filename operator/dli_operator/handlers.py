@@ -141,6 +141,8 @@ def _engine(config: Settings, memo: kopf.Memo) -> Engine:
         # A key that moved here waits one renew, by when its old owner has seen the move.
         handover_grace=config.sharding.renew_seconds if memo.membership else 0.0,
         on_child=on_child,
+        submit_rate=lambda: memo.driver.runtime.submit_rate,
+        slowest_step=config.dli.request_deadline_seconds,
     )
 
 

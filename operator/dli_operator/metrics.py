@@ -109,6 +109,10 @@ ENGINE_QUEUE = Gauge(
 ENGINE_IN_FLIGHT = Gauge(
     "dli_operator_engine_steps_in_flight", "Keys being stepped by the engine's workers now."
 )
+ENGINE_PARKED = Gauge(
+    "dli_operator_engine_parked_keys",
+    "Keys waiting for a slot in the engine's submit lane (new attempts beyond half the workers).",
+)
 BUILD_INFO = Info("dli_operator_build", "The operator's version and Python version.")
 BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 

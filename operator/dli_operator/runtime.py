@@ -124,6 +124,11 @@ class Runtime:
         for limiter in self._limiters.values():
             limiter.share(self._share)
 
+    @property
+    def submit_rate(self) -> float:
+        """DLI requests per second this replica may send to one endpoint and project."""
+        return self.settings.dli.requests_per_second * self._share
+
     async def aclose(self) -> None:
         for dli in self._dli.values():
             await dli.client.aclose()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dli_operator.engine import controller, lane
 from dli_operator.engine.cache import Finished
 from dli_operator.engine.controller import FINALIZER, Engine
 from dli_operator.kubeapi import KubeApiError
@@ -30,6 +31,7 @@ class FakeDriver:
         self.delay: float | None = 10.0
         self.finalize_delay: float | None = None
         self.owned_at_step: list[bool] = []
+        self.waits: list[tuple[str, str]] = []
         self.crash = False
 
     async def step(self, body: Mapping[str, Any], announce: Any, *, owned: Callable[[], bool]):
@@ -42,6 +44,9 @@ class FakeDriver:
     async def finalize(self, body: Mapping[str, Any], announce: Any) -> float | None:
         self.finalized.append(body["metadata"]["name"])
         return self.finalize_delay
+
+    async def show_wait(self, body: Mapping[str, Any], announce: Any, message: str) -> None:
+        self.waits.append((body["metadata"]["name"], message))
 
 
 class FakeKube:
@@ -311,11 +316,46 @@ async def test_a_backlog_of_submissions_never_takes_the_workers_polls_need(parts
     runner = asyncio.create_task(engine.run())
     await asyncio.sleep(0.2)
     assert polled == ["running"]  # four submissions wait parked, not in a worker
-    assert len(engine._parked) == 4
+    assert len(engine.lane) == 4
     release.set()
     await asyncio.sleep(0.2)
     assert sorted(driver.steps) == [f"new-{n}" for n in range(5)]
-    assert not engine._parked
+    assert not len(engine.lane)
+    await engine.stop()
+    runner.cancel()
+
+
+async def test_a_key_parked_too_long_says_why_once_and_only_while_this_replica_owns_it(
+    parts, monkeypatch
+) -> None:
+    # Issue 18 (chaos dli-storm): a parked key has no status to show a wait in; one parked much
+    # longer than the DLI rate explains gets its wait written, at most once per renotice period.
+    monkeypatch.setattr(lane, "NOTICE_AFTER_SECONDS", 0.05)
+    monkeypatch.setattr(controller, "LANE_CHECK_SECONDS", 0.02)
+    engine, driver, kube, shards = parts  # a submit lane of 1, no DLI rate set
+    release = asyncio.Event()
+
+    async def step(body: Any, announce: Any, *, owned: Callable[[], bool]) -> float:
+        await release.wait()
+        driver.steps.append(body["metadata"]["name"])
+        return 60.0
+
+    driver.step = step  # type: ignore[method-assign]
+    shards.mine = {"ns/a", "ns/b", "ns/c"}  # ns/gone is another replica's
+    for name in ("a", "b", "c"):
+        add(engine, kube, job(name, meta={"finalizers": [FINALIZER]}))
+    runner = asyncio.create_task(engine.run())
+    await asyncio.sleep(0.02)
+    shards.mine.discard("ns/c")
+    for callback in shards.callbacks:
+        callback()  # c moved away while parked: nothing is said on it
+    await asyncio.sleep(0.3)
+    assert [name for name, _ in driver.waits] == ["b"]
+    assert "waiting for a DLI request slot: about" in driver.waits[0][1]
+    assert "1 submissions ahead" in driver.waits[0][1]
+    release.set()
+    await asyncio.sleep(0.1)
+    assert sorted(driver.steps) == ["a", "b"]
     await engine.stop()
     runner.cancel()
 

@@ -91,6 +91,22 @@ class Driver:
             self.ledger.forget(uid)
         return delay
 
+    async def show_wait(self, body: Mapping[str, Any], announce: Announce, message: str) -> None:
+        """Say on a job waiting in the engine's submit lane (not stepped yet) how long it may
+        wait; a job that moved on meanwhile is left as it is (the write is conditional)."""
+        job = self._parse(body, announce)
+        if job is None:
+            return
+        async with self.ledger.lock(job.metadata.uid or ""):
+            job = writer.freshest(self, job, body)
+            if final(job.status):
+                return
+            new = reconcile.blocked(job.status, Reason.QUEUED, message, self.clock())
+            try:
+                await writer.write(self, job, new, announce)
+            except writer.Conflict:
+                self.ledger.written.pop(job.metadata.uid or "", None)
+
     async def finalize(self, body: Mapping[str, Any], announce: Announce) -> float | None:
         """On deletion: cancel the running attempt unless ``deletionPolicy: Orphan``.
 

@@ -29,6 +29,7 @@ from dli_operator.dli.errors import DliError
 from dli_operator.driver import Announce, Driver
 from dli_operator.engine.cache import Body, Finished, ObjectCache, is_deleting, key_of
 from dli_operator.engine.events import EventPoster
+from dli_operator.engine.lane import SubmitLane, Wait
 from dli_operator.engine.queue import WorkQueue
 from dli_operator.kubeapi import KubeApi, KubeApiError
 from dli_operator.runtime import ConfigurationError
@@ -43,6 +44,8 @@ FENCED_RETRY_SECONDS = 1.0
 # How long shutdown lets steps in flight finish (a POST included) before cancelling them:
 # longer than one DLI call may take; deploy/'s terminationGracePeriodSeconds exceeds it.
 STOP_GRACE_SECONDS = 40.0
+# How often the submit lane is looked over for waits to announce (lane.py).
+LANE_CHECK_SECONDS = 2.0
 
 
 class Ownership(Protocol):
@@ -83,6 +86,8 @@ class Engine:
         ownership: Ownership | None = None,
         handover_grace: float = 0.0,
         on_child: Callable[[Mapping[str, Any]], None] | None = None,
+        submit_rate: Callable[[], float] = lambda: float("inf"),
+        slowest_step: float = 90.0,
     ) -> None:
         self.driver = driver
         self.kube = kube
@@ -95,15 +100,14 @@ class Engine:
         self._on_child = on_child
         self._owned: set[str] = set()
         self._stopping = False
-        # The submit lane: steps that may wait long for a DLI request slot (a new attempt)
-        # take at most half the workers, so polls and cancels always find one free. A key
-        # that finds the lane full is parked, in order, and due again when a slot frees.
-        self._submit_cap = max(1, workers // 2)
-        self._submitting = 0
-        self._parked: dict[str, None] = {}
+        # Steps that may wait long for DLI (a new attempt) take at most half the workers, so
+        # polls and cancels always find one free (lane.py).
+        self.lane = SubmitLane(max(1, workers // 2), submit_rate, slowest_step)
+        self._waits: dict[str, Wait] = {}
         self.ownership.on_change(self.resync)
         metrics.ENGINE_QUEUE.set_function(lambda: len(self.queue))
         metrics.ENGINE_IN_FLIGHT.set_function(lambda: self.queue.in_flight)
+        metrics.ENGINE_PARKED.set_function(lambda: len(self.lane))
 
     # --- feeding ----------------------------------------------------------------------------
 
@@ -145,7 +149,7 @@ class Engine:
                 if key in self._owned:
                     self._owned.discard(key)
                     self.queue.discard(key)
-                    self._parked.pop(key, None)
+                    self._release(key)
                     # Its claims and written statuses are another replica's business now
                     # (a step still in flight ends normally: the queue never runs two).
                     self.driver.ledger.forget(_uid(entry))
@@ -168,7 +172,7 @@ class Engine:
 
     def _gone(self, key: str, old: Body | Finished | None) -> None:
         self.cache.remove(key)
-        self._parked.pop(key, None)
+        self._release(key)
         self.queue.discard(key)
         self._owned.discard(key)
         metrics.SHARD_OWNED_JOBS.set(len(self._owned))
@@ -187,6 +191,7 @@ class Engine:
     async def run(self) -> None:
         """Run the workers until cancelled; then let steps in flight end (see ``stop``)."""
         tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        tasks.append(asyncio.create_task(self._watch_lane()))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -203,11 +208,14 @@ class Engine:
     async def _work(self) -> None:
         while (key := await self.queue.get()) is not None:
             lane = _submits(self.cache.get(key))
-            if lane and self._submitting >= self._submit_cap:
-                self._parked[key] = None
-                self.queue.done(key)
+            if not lane:
+                self._release(key)
+            elif not self.lane.enter(key):
+                try:
+                    await self._show_wait(key)
+                finally:
+                    self.queue.done(key)
                 continue
-            self._submitting += lane
             delay: float | None
             try:
                 delay = await self.reconcile(key)
@@ -217,21 +225,48 @@ class Engine:
                 logger.exception("step of %s crashed", key)
                 delay = self.queue.backoff(key)
             finally:
-                self._submitting -= lane
                 self.queue.done(key)
+                if lane:
+                    self._hand_slots(self.lane.leave())
             if delay is not None and not self._stopping:
                 self.queue.add(key, delay)
-            if lane:
-                self._unpark()
 
-    def _unpark(self) -> None:
-        """Make the longest-parked key due again, now that the submit lane has room."""
-        while self._parked and self._submitting < self._submit_cap:
-            key = next(iter(self._parked))
-            del self._parked[key]
-            if key in self.cache:
-                self.queue.add(key)
-                return
+    def _release(self, key: str) -> None:
+        self._waits.pop(key, None)
+        self._hand_slots(self.lane.release(key))
+
+    def _hand_slots(self, keys: list[str]) -> None:
+        """The parked keys handed a slot in the submit lane are due now."""
+        for key in keys:
+            self._waits.pop(key, None)
+            self.queue.add(key)
+
+    async def _watch_lane(self) -> None:
+        """Make the parked keys whose wait is to be announced due (``_show_wait`` writes it)."""
+        while not self._stopping:
+            await asyncio.sleep(LANE_CHECK_SECONDS)
+            for wait in self.lane.overdue():
+                self.lane.noticed(wait.key)
+                self._waits[wait.key] = wait
+                self.queue.add(wait.key)
+
+    async def _show_wait(self, key: str) -> None:
+        """Announce the wait of a key parked in the submit lane, if it is due (lane.py)."""
+        wait, entry = self._waits.pop(key, None), self.cache.get(key)
+        if wait is None or entry is None or isinstance(entry, Finished):
+            return
+        if self._stopping or not self.ownership.owns(key):
+            return
+        message = (
+            f"waiting for a DLI request slot: about {wait.seconds:.0f}s, "
+            f"{wait.ahead} submissions ahead"
+        )
+        try:
+            await self.driver.show_wait(entry, self._announcer(entry), message)
+        except KubeApiError as exc:
+            logger.info("could not show the wait of %s: %s", key, exc)
+        except Exception:
+            logger.exception("showing the wait of %s crashed", key)  # the key stays parked
 
     async def reconcile(self, key: str) -> float | None:
         """One step of ``key``: the seconds until it is due again, or None (no timer)."""
