@@ -50,12 +50,13 @@ from procs import (
 )
 from replicas import Replicas, Resharder, StrandedSampler, describe_quota
 from report import compare, describe_comparison, report
-from seed import SEED_PREFIX, seed
+from seed import SEED_PREFIX, await_seeded, seed, seed_etcd
 from watch import GROUP, LIVE_SELECTOR, PLURAL, VERSION, Watcher, create_all
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 CLI = str(Path(sys.executable).parent / "dli-operator")
 CRD = ROOT / "crds" / "dlibatchjobs.dli.dev.yaml"
+FINALIZER_POLICY = ROOT / "deploy" / "components" / "finalizer-policy" / "policy.yaml"
 RESULTS = ROOT / "bench" / "results"
 NAMESPACE = "bench"
 NO_LIMIT_RPS, NO_LIMIT_BURST = 1_000_000.0, 1_000_000
@@ -92,6 +93,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed-concurrency", type=int, default=32, help="seeding requests at once")
     p.add_argument(
+        "--seed-via",
+        choices=["api", "etcd"],
+        default="api",
+        help="seed through the API server, or straight into etcd (bench/seed.py; 100k in minutes)",
+    )
+    p.add_argument(
         "--replicas",
         type=_counts,
         default=[1],
@@ -116,6 +123,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--stranded-after",
         type=float,
         help="a job not final with no status change for longer is stranded (2 poll intervals)",
+    )
+    p.add_argument(
+        "--no-finalizer-policy",
+        dest="finalizer_policy",
+        action="store_false",
+        help="leave out deploy/components/finalizer-policy (the operator writes the finalizer)",
     )
     p.add_argument("--timeout", type=float, default=7200.0, help="give up after this many s")
     p.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir, deleted)")
@@ -168,11 +181,16 @@ class Stack:
         controlplane.stop(self.workdir / "cluster")
 
 
-def start_cluster(workdir: Path, bin_dir: Path) -> controlplane.ControlPlane:
+def start_cluster(workdir: Path, bin_dir: Path, *, policy: bool) -> controlplane.ControlPlane:
+    """A control plane with the CRD and, with ``policy``, the finalizer policy an install on
+    Kubernetes 1.36 has (deploy/components/finalizer-policy: no finalizer write per job)."""
     log(f"control plane in {workdir / 'cluster'}")
     plane = controlplane.start(workdir / "cluster", bin_dir=bin_dir)
     kubectl = ["kubectl", "--kubeconfig", str(plane.kubeconfig)]
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD)], check=True)
+    manifests = [CRD, FINALIZER_POLICY] if policy else [CRD]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", *(f"--filename={m}" for m in manifests)], check=True
+    )
     for attempt in range(5):  # "not found" right after the apply, on a busy machine
         wait = [*kubectl, "wait", "--for=condition=Established", "crd/dlibatchjobs.dli.dev"]
         if subprocess.run(wait).returncode == 0:
@@ -334,21 +352,33 @@ def measure(
 ) -> None:
     from kubernetes import client, config
 
-    stack.plane = plane = start_cluster(stack.workdir, controlplane.find_binaries())
+    stack.plane = plane = start_cluster(
+        stack.workdir, controlplane.find_binaries(), policy=args.finalizer_policy
+    )
     pids = json.loads(plane.pidfile.read_text())
     stack.emulator, emulator_url = start_emulator(args, stack.workdir)
     scraper = apimetrics.ApiServerMetrics(plane.server, plane.workdir / "pki")
     if args.seed_finished:
         log(f"seeding {args.seed_finished} finished DliBatchJobs")
-        results["seed"] = seed(
-            plane.server,
-            plane.workdir / "pki",
-            NAMESPACE,
-            args.seed_finished,
-            endpoint=emulator_url,
-            project_id=PROJECT_ID,
-            concurrency=args.seed_concurrency,
-        )
+        if args.seed_via == "etcd":
+            results["seed"] = seed_etcd(
+                f"http://127.0.0.1:{controlplane.etcd_port(plane.workdir)}",
+                NAMESPACE,
+                args.seed_finished,
+                endpoint=emulator_url,
+                project_id=PROJECT_ID,
+            )
+            await_seeded(plane.server, plane.workdir / "pki", NAMESPACE, args.seed_finished)
+        else:
+            results["seed"] = seed(
+                plane.server,
+                plane.workdir / "pki",
+                NAMESPACE,
+                args.seed_finished,
+                endpoint=emulator_url,
+                project_id=PROJECT_ID,
+                concurrency=args.seed_concurrency,
+            )
         log(f"seeded: {results['seed']}")
     operator_args = [CLI, "run", "--namespace", NAMESPACE, "--standalone", "--liveness", ""]
     stack.replicas = Replicas(

@@ -5,13 +5,23 @@ have left it) and then given a final status through the status subresource: phas
 state success, a batchId, one attempt, completionTime and the Complete/Ready conditions. The
 batch ids do not exist in the emulator, so any DLI call the operator makes about a seeded job
 answers 404 and shows in the emulator's outcomes. Requests go out concurrently over httpx.
+
+Through the API server, seeding runs at about 40 jobs/s on the 2-core machine (two requests a
+job): 100,000 take 42 minutes. ``seed_etcd`` writes the same objects straight into the control
+plane's etcd instead (its JSON gateway, ``/v3/kv/txn``, 100 objects per transaction), as the API
+server itself stores a custom resource (JSON under ``/registry/<group>/<plural>/<ns>/<name>``);
+the API server's watch cache reads them from etcd's watch like any write. Only for a bench
+control plane: it bypasses admission and validation, which is the point of it here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import ssl
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,9 +115,7 @@ async def _seed(
     names = iter(range(count))
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    async with httpx.AsyncClient(verify=context, limits=limits, timeout=120.0) as http:
+    async with httpx.AsyncClient(verify=_admin_tls(pki), limits=limits, timeout=120.0) as http:
 
         async def worker() -> None:
             nonlocal errors
@@ -144,3 +152,73 @@ async def _one(
         await asyncio.sleep(0.2 * (attempt + 1))
     FAILURES.append(f"{name}: {last}")
     return False
+
+
+# etcd's default --max-txn-ops is 128.
+ETCD_TXN_OBJECTS = 100
+
+
+def seed_etcd(
+    etcd: str, namespace: str, count: int, *, endpoint: str, project_id: str
+) -> dict[str, Any]:
+    """``seed``'s objects, written straight into etcd at ``etcd`` (http://host:port)."""
+    begin = time.monotonic()
+    errors = 0
+    with httpx.Client(base_url=etcd, timeout=120.0) as http:
+        for first in range(0, count, ETCD_TXN_OBJECTS):
+            puts = [
+                _etcd_put(namespace, index, endpoint, project_id)
+                for index in range(first, min(count, first + ETCD_TXN_OBJECTS))
+            ]
+            reply = http.post("/v3/kv/txn", json={"success": puts})
+            if reply.status_code != 200:
+                errors += len(puts)
+                FAILURES.append(f"txn at {first}: {reply.status_code} {reply.text[:300]}")
+    seconds = time.monotonic() - begin
+    return {
+        "jobs": count,
+        "seconds": round(seconds, 1),
+        "per_second": round(count / max(seconds, 1e-9), 1),
+        "errors": errors,
+        "via": "etcd",
+        "first_errors": FAILURES[:3],
+    }
+
+
+def _etcd_put(namespace: str, index: int, endpoint: str, project_id: str) -> dict[str, Any]:
+    obj = seeded_manifest(f"{SEED_PREFIX}{index:06d}")
+    obj["metadata"].update(
+        namespace=namespace,
+        uid=str(uuid.uuid4()),
+        generation=1,
+        creationTimestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    obj["status"] = final_status(index, endpoint, project_id)
+    key = f"/registry/{GROUP}/{PLURAL}/{namespace}/{obj['metadata']['name']}"
+    return {"requestPut": {"key": _b64(key), "value": _b64(json.dumps(obj))}}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def await_seeded(
+    server: str, pki: Path, namespace: str, count: int, timeout: float = 600.0
+) -> None:
+    """Wait until the API server lists ``count`` objects (what ``seed_etcd`` wrote, read back)."""
+    url = f"{server}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    deadline = time.monotonic() + timeout
+    with httpx.Client(verify=_admin_tls(pki), timeout=120.0) as http:
+        while time.monotonic() < deadline:
+            page = http.get(url, params={"limit": 1}).raise_for_status().json()
+            listed = len(page["items"]) + int(page["metadata"].get("remainingItemCount") or 0)
+            if listed >= count:
+                return
+            time.sleep(1.0)
+    raise TimeoutError(f"the API server lists fewer than {count} seeded objects")
+
+
+def _admin_tls(pki: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return context

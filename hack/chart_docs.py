@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "helm" / "dli-operator"
 RULES = REPO / "deploy" / "components" / "monitoring" / "prometheusrule.yaml"
 CHART_RULES = CHART / "files" / "prometheus-rules.yaml"
+FINALIZER_POLICY = REPO / "deploy" / "components" / "finalizer-policy" / "policy.yaml"
 RULES_HEADER = """\
 # spec of the chart's PrometheusRule (metrics.rules.enabled), copied by `make docs` from
 # deploy/components/monitoring/prometheusrule.yaml: the chart and kustomize alert alike.
@@ -35,6 +36,7 @@ def generated_files() -> dict[Path, str]:
     if RULES.exists():  # deploy/components/monitoring (docs/observability.md)
         spec = yaml.safe_load(RULES.read_text())["spec"]
         files[CHART_RULES] = RULES_HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)
+    files[CHART / "files" / "finalizer-policy.yaml"] = FINALIZER_POLICY.read_text()
     chart_yaml = CHART / "Chart.yaml"
     files[chart_yaml] = with_version(chart_yaml.read_text(), __version__)
     readme = CHART / "README.md"
@@ -60,9 +62,15 @@ def values_table() -> str:
     rows = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     for key, node in leaves(schema):
         default = json.dumps(lookup(defaults, key))
-        allowed = f" One of: {', '.join(f'`{v}`' for v in node['enum'])}." if "enum" in node else ""
+        allowed = (
+            f" One of: {', '.join(f'`{json.dumps(v)}`' for v in node['enum'])}."
+            if "enum" in node
+            else ""
+        )
         text = node.get("description", "") + allowed
-        rows.append(f"| `{key}` | {node.get('type', '')} | `{default}` | {text} |")
+        kind = node.get("type", "")
+        kind = " or ".join(kind) if isinstance(kind, list) else kind
+        rows.append(f"| `{key}` | {kind} | `{default}` | {text} |")
     return "\n".join(rows) + "\n"
 
 

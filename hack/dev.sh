@@ -56,6 +56,12 @@ cluster_up() {
     -f crds/scheduleddlibatchjobs.dli.dev.yaml >/dev/null
   kc wait --for=condition=Established crd/dlibatchjobs.dli.dev \
     crd/scheduleddlibatchjobs.dli.dev --timeout=60s >/dev/null
+  # Kubernetes 1.36+: the API server adds the finalizer, one write per job fewer (issue 18).
+  if kc api-resources --api-group=admissionregistration.k8s.io -o name 2>/dev/null \
+      | grep -qx 'mutatingadmissionpolicies.admissionregistration.k8s.io'; then
+    kc apply --server-side --force-conflicts \
+      -f deploy/components/finalizer-policy/policy.yaml >/dev/null
+  fi
 }
 
 emulator_up() {

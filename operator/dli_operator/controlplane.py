@@ -237,6 +237,11 @@ def _wait_ready(plane: ControlPlane, pki: dict[str, Path], pids: dict[str, int])
     raise TimeoutError(f"kube-apiserver not ready after {START_TIMEOUT_SECONDS}s: {last}")
 
 
+def etcd_port(workdir: Path) -> int:
+    """The client port of the etcd started under ``workdir`` (for benchmarks that seed it)."""
+    return _ports(workdir)[0]
+
+
 def _ports(workdir: Path) -> list[int]:
     """Free ports, chosen once per workdir: a restarted etcd keeps the peer URL it stored."""
     saved = workdir / "ports.json"

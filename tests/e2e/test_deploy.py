@@ -26,6 +26,7 @@ OVERLAYS = {
     "dev": DEPLOY / "overlays/dev",
     "prod": DEPLOY / "overlays/prod",
 }
+FINALIZER = "dli.dev/finalizer"
 SYSTEM_NS = "dli-operator-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:dli-operator"
 CRDS = ("dlibatchjobs.dli.dev", "scheduleddlibatchjobs.dli.dev")
@@ -130,6 +131,32 @@ def test_the_sharding_component_runs_three_replicas_that_share_the_jobs(tmp_path
     }
     assert "DLI_OPERATOR_METRICS__PORT" in env
     assert "DLI_OPERATOR_SHARDING__IDENTITY" not in env
+
+
+def test_the_finalizer_policy_component_adds_a_policy_and_its_binding(tmp_path: Path) -> None:
+    """docs/install.md, The finalizer policy: `components: [../../components/finalizer-policy]`
+    (its effect on a real API server: tests/e2e/test_finalizer_policy.py)."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(OVERLAYS["prod"], tmp_path)],
+                "components": [
+                    os.path.relpath(DEPLOY / "components" / "finalizer-policy", tmp_path)
+                ],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    policy = find(docs, "MutatingAdmissionPolicy", "dli-operator-finalizer")
+    binding = find(docs, "MutatingAdmissionPolicyBinding", "dli-operator-finalizer")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    assert FINALIZER in policy["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+    # The base alone has none: API servers before 1.36 do not serve the kind.
+    assert not [d for d in render(OVERLAYS["prod"]) if d["kind"].startswith("MutatingAdmission")]
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))

@@ -58,6 +58,9 @@ def test_helm_installs_upgrades_the_crd_and_uninstalls_keeping_it(
         for n in (CRD, "scheduleddlibatchjobs.dli.dev")
     )
     assert kube.kubectl("get", "deployment", "dli-dli-operator", "-n", NS).returncode == 0
+    # The API server serves MutatingAdmissionPolicy (1.36): `auto` installs the finalizer policy.
+    policy = ("mutatingadmissionpolicy", "dli-operator-finalizer")
+    assert kube.kubectl("get", *policy).returncode == 0
 
     # A later release's chart whose CRD changed: `helm upgrade` must carry the change.
     chart = tmp_path / "dli-operator"
@@ -73,3 +76,4 @@ def test_helm_installs_upgrades_the_crd_and_uninstalls_keeping_it(
     assert crd(kube)["metadata"]["name"] == CRD, "the CRD (and every DliBatchJob) is kept"
     gone = kube.kubectl("get", "deployment", "dli-dli-operator", "-n", NS, check=False)
     assert gone.returncode != 0
+    assert kube.kubectl("get", *policy, check=False).returncode != 0

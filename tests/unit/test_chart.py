@@ -244,3 +244,32 @@ def test_inconsistent_values_fail_at_install(settings: list[str]) -> None:
     out = helm("template", "x", str(CHART), *(a for s in settings for a in ("--set", s)))
     assert out.returncode != 0
     assert "schema" in out.stderr
+
+
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+
+@pytest.mark.parametrize(
+    ("args", "rendered"),
+    [
+        ([], False),  # `helm template` knows no cluster: auto renders nothing
+        (["--api-versions", MAP_API], True),  # a 1.36+ cluster
+        (["--api-versions", MAP_API, "--set", "finalizerPolicy.enabled=false"], False),
+        (["--set", "finalizerPolicy.enabled=true"], True),
+    ],
+    ids=["auto, not served", "auto, served", "off", "on"],
+)
+def test_the_finalizer_policy_is_rendered_where_the_api_server_serves_it(
+    args: list[str], rendered: bool
+) -> None:
+    docs = render(*args)
+    found = [d for d in docs if d["kind"].startswith("MutatingAdmissionPolicy")]
+    if not rendered:
+        assert found == []
+        return
+    kustomize = REPO / "deploy" / "components" / "finalizer-policy" / "policy.yaml"
+    shipped = [d for d in yaml.safe_load_all(kustomize.read_text()) if d]
+    # The chart's policy is deploy/'s, with the chart's labels: the two never install different
+    # things (the copy in files/ is generated, tests/unit/test_generated.py).
+    assert [d["spec"] for d in found] == [d["spec"] for d in shipped]
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/instance"] for d in found)
