@@ -35,11 +35,27 @@ def policy(kube: Any, namespace: str) -> Any:
             doc["spec"]["policyName"] += suffix
             selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
             doc["spec"]["matchResources"] = {"namespaceSelector": selector}
-    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    _apply(kube, yaml.safe_dump_all(docs))
     yield
+    # No operator is left to remove the finalizers: take them off, so the namespace can go.
+    listed = kube.kubectl("get", "dlibatchjobs", "-n", namespace, "-o", "name").stdout.split()
+    for name in listed:
+        kube.kubectl(
+            "patch", name, "-n", namespace, "--type=merge",
+            "-p", json.dumps({"metadata": {"finalizers": None}}), check=False,
+        )  # fmt: skip
     for doc in docs:
         kind = doc["kind"].lower()
         kube.kubectl("delete", kind, doc["metadata"]["name"], "--ignore-not-found", check=False)
+
+
+def _apply(kube: Any, manifests: str) -> None:
+    """kubectl apply, again for a while if refused: right after a control plane starts, its
+    discovery may not list a kind yet (seen once in ten runs, for one of the two kinds)."""
+    deadline = time.monotonic() + ACTIVE_TIMEOUT_SECONDS
+    while (out := kube.kubectl("apply", "-f", "-", input=manifests, check=False)).returncode:
+        assert time.monotonic() < deadline, out.stderr
+        time.sleep(1.0)
 
 
 def _finalizers(jobs: Any, name: str) -> list[str]:
@@ -50,9 +66,9 @@ def _await_active(jobs: Any) -> None:
     """Create probes until one gets the finalizer: the policy is then in force."""
     deadline = time.monotonic() + ACTIVE_TIMEOUT_SECONDS
     for n in range(1000):
-        jobs.apply(f"probe-{n}", SPEC | {"deletionPolicy": "Orphan", "suspend": True})
-        jobs.apply(f"probe-{n}-kept", SPEC | {"suspend": True})
-        if FINALIZER in _finalizers(jobs, f"probe-{n}-kept"):
+        probe = jobs.manifest(f"probe-{n}", SPEC | {"suspend": True})
+        _apply(jobs.kube, yaml.safe_dump(probe))
+        if FINALIZER in _finalizers(jobs, f"probe-{n}"):
             return
         if time.monotonic() > deadline:
             break
@@ -79,10 +95,6 @@ def test_the_api_server_adds_the_finalizer_at_create_but_not_to_an_orphan_job(
     manifest["metadata"]["finalizers"] = ["example.com/audit"]
     kube.kubectl("create", "-n", jobs.namespace, "-f", "-", input=yaml.safe_dump(manifest))
     assert sorted(_finalizers(jobs, "theirs")) == sorted(["example.com/audit", FINALIZER])
-    kube.kubectl(
-        "patch", "dlibatchjob", "theirs", "-n", jobs.namespace, "--type=merge",
-        "-p", json.dumps({"metadata": {"finalizers": [FINALIZER]}}),
-    )  # fmt: skip
 
 
 def test_with_the_policy_the_operator_writes_only_the_status_of_a_job_that_succeeds(
@@ -91,7 +103,10 @@ def test_with_the_policy_the_operator_writes_only_the_status_of_a_job_that_succe
     _await_active(jobs)
     jobs.apply("pi", SPEC)
     jobs.wait_phase("pi", "Succeeded")
-    body = jobs.get("pi")
+    out = kube.kubectl(
+        "get", "dlibatchjob", "pi", "-n", jobs.namespace, "-o", "json", "--show-managed-fields"
+    )
+    body = json.loads(out.stdout)
     assert body["metadata"]["finalizers"] == [FINALIZER]
     assert body["metadata"]["generation"] == 1
     # The create is the only write of the main resource: the operator's finalizer PATCH, without

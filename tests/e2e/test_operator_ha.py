@@ -84,3 +84,43 @@ def test_a_killed_replicas_share_is_taken_over_and_nothing_is_submitted_twice(
         f"takeover {took_over:.1f}s after the SIGKILL (lease {replicas.lease}s), "
         f"all final {finished:.1f}s after it; adopted by the survivor: {adopted}"
     )
+
+
+def test_two_unsharded_operators_on_the_same_jobs_never_submit_twice(
+    jobs, emulator, start_operator, audit
+):
+    """An accidental second copy of an unsharded install (two Deployments, a `kubectl scale`
+    without the sharding component): both replicas serve every job at once, so the promise of
+    one batch per attempt rests on the fence's conditional claim alone. Creates linger after
+    DLI stored them and one copy is SIGKILLed and started again mid-run, so the two race on
+    every submission, every retry and the adoption of POSTs whose reply never came."""
+    first, second = start_operator(), start_operator()
+    emulator.fault(operation="create", action="delay", when="after", seconds=1, times=1000)
+    specs = {f"plain-{i}": {"conf": {RUN_SECONDS: "2"}} for i in range(16)}
+    specs |= {
+        f"flaky-{i}": {
+            "autoRecovery": True,
+            "maxRetryTimes": 2,
+            "conf": {RUN_SECONDS: "1", FAIL_FIRST: "1", FAIL_KEY: f"twin-flaky-{i}"},
+        }
+        for i in range(6)
+    }
+    jobs.apply_many(specs)
+    wait_for(
+        "both copies are submitting",
+        lambda: sum(p in {"Submitting", "Starting"} for p in jobs.phases().values()) >= 3,
+        timeout=30,
+    )
+    second.kill()
+    second.start()
+    final = wait_for(
+        "every job finishes",
+        lambda: (p := jobs.phases()) and len(p) == len(specs) and set(p.values()) <= FINAL and p,
+        timeout=180,
+    )
+    assert set(final.values()) == {"Succeeded"}, final
+    statuses = audit.one_batch_per_attempt()
+    expected = {name: 2 if name.startswith("flaky") else 1 for name in final}
+    assert {n: len(s["attempts"]) for n, s in statuses.items()} == expected
+    assert first.process is not None
+    assert first.process.poll() is None, "the first copy exited"
