@@ -6,8 +6,10 @@ serves every job), each with its own CPU budget (``--cpu-quota``):
 
 - ``taskset``: replica i is pinned to core ``i % cores`` with ``taskset -c`` (sched_setaffinity).
   The control plane, the emulator and the bench are not pinned and share every core.
-- ``cfs``: replica i runs in its own cgroup with a CFS quota of one core (cgroup v2 ``cpu.max``
-  or v1 ``cpu.cfs_quota_us``), unpinned.
+- ``cfs``: replica i runs in its own cgroup with a CFS quota of ``--replica-cores`` cores (1 by
+  default; cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), unpinned. On a 2-core machine that
+  also runs the control plane and the emulator, a quota under one core (0.5: N replicas take
+  N/2 cores) keeps the replicas, not the API server, the scarce part the ratio measures.
 - ``none``: no limit.
 
 ``--reshard-every S`` SIGKILLs one replica (in turn) every S seconds and starts it again after
@@ -62,7 +64,7 @@ def cgroup_cpu_dir() -> tuple[Path, str] | None:
     return None
 
 
-def describe_quota(mode: str, count: int) -> str:
+def describe_quota(mode: str, count: int, cores_each: float = 1.0) -> str:
     cores = os.cpu_count() or 1
     if mode == "taskset":
         pins = ", ".join(f"replica-{i} on core {i % cores}" for i in range(count))
@@ -71,7 +73,7 @@ def describe_quota(mode: str, count: int) -> str:
     if mode == "cfs":
         found = cgroup_cpu_dir()
         where = f"cgroup {found[1]} under {found[0]}" if found else "no writable cgroup"
-        return f"CFS quota of 1 core per replica ({where}), unpinned"
+        return f"CFS quota of {cores_each:g} core per replica ({where}), unpinned"
     return "no CPU limit"
 
 
@@ -88,9 +90,11 @@ class Replicas:
         namespace: str,
         quota: str,
         spawn: Spawn,
+        cores_each: float = 1.0,
         free_port: Callable[[], int],
     ) -> None:
         self.command, self.env, self.quota, self.spawn = command, env, quota, spawn
+        self.cores_each = cores_each
         self.namespace = namespace
         self.replicas = [
             Replica(i, free_port(), workdir / f"operator-{i}.log") for i in range(count)
@@ -114,7 +118,7 @@ class Replicas:
             command = ["taskset", "-c", str(core), *command]
         proc = self.spawn(command, replica.log, env)
         if self.quota == "cfs":
-            replica.cgroup = _limit(proc.pid, replica)
+            replica.cgroup = _limit(proc.pid, replica, self.cores_each)
         with self.lock:
             replica.proc, replica.killed = proc, False
             replica.starts.append(time.time())
@@ -169,18 +173,19 @@ class Replicas:
                     r.cgroup.rmdir()
 
 
-def _limit(pid: int, replica: Replica) -> Path:
-    """Move ``pid`` into a new cgroup limited to one core; return the cgroup."""
+def _limit(pid: int, replica: Replica, cores: float) -> Path:
+    """Move ``pid`` into a new cgroup limited to ``cores`` cores; return the cgroup."""
     found = cgroup_cpu_dir()
     assert found is not None
     root, kind = found
     group = root / f"dli-bench-{os.getpid()}-{replica.identity}"
     group.mkdir(exist_ok=True)
+    quota = round(CFS_PERIOD_US * cores)
     if kind == "v2":
-        (group / "cpu.max").write_text(f"{CFS_PERIOD_US} {CFS_PERIOD_US}\n")
+        (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}\n")
     else:
         (group / "cpu.cfs_period_us").write_text(f"{CFS_PERIOD_US}\n")
-        (group / "cpu.cfs_quota_us").write_text(f"{CFS_PERIOD_US}\n")
+        (group / "cpu.cfs_quota_us").write_text(f"{quota}\n")
     (group / "cgroup.procs").write_text(f"{pid}\n")
     return group
 

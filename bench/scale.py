@@ -113,6 +113,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: taskset with --replicas, else none)",
     )
     p.add_argument(
+        "--replica-cores",
+        type=float,
+        default=1.0,
+        help="with --cpu-quota cfs: each replica's quota in cores (0.5: half a core each)",
+    )
+    p.add_argument(
         "--reshard-every",
         type=float,
         metavar="S",
@@ -328,7 +334,7 @@ def run(args: argparse.Namespace, count: int) -> dict[str, Any]:
     results: dict[str, Any] = {"command": shlex.join([sys.executable, *sys.argv])}
     results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results["replicas"] = count
-    results["cpu_quota"] = describe_quota(args.cpu_quota, count)
+    results["cpu_quota"] = describe_quota(args.cpu_quota, count, args.replica_cores)
     results["machine"] = machine(bin_dir)
     results["load_before"] = [round(x, 2) for x in os.getloadavg()]
     stack = Stack(workdir)
@@ -389,6 +395,7 @@ def measure(
         namespace=NAMESPACE,
         quota=args.cpu_quota,
         spawn=spawn,
+        cores_each=args.replica_cores,
         free_port=controlplane.free_port,
     )
     log(f"CPU: {results['cpu_quota']}")
