@@ -20,6 +20,15 @@ CHART = REPO / "deploy" / "helm" / "dli-operator"
 RULES = REPO / "deploy" / "components" / "monitoring" / "prometheusrule.yaml"
 CHART_RULES = CHART / "files" / "prometheus-rules.yaml"
 FINALIZER_POLICY = REPO / "deploy" / "components" / "finalizer-policy" / "policy.yaml"
+BASE_RBAC = REPO / "deploy" / "base" / "rbac.yaml"
+RBAC_HEADER = """\
+# The rules of deploy/base/rbac.yaml (which explains each), copied by `make docs` for
+# templates/rbac.yaml: the chart and kustomize grant alike. The base's one ClusterRole is split
+# here in what is cluster-scoped (bound cluster-wide) and what lives in the served namespaces
+# (bound only there with watchNamespaces).
+"""
+# Resources of the base's ClusterRole that are not namespaced.
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
 RULES_HEADER = """\
 # spec of the chart's PrometheusRule (metrics.rules.enabled), copied by `make docs` from
 # deploy/components/monitoring/prometheusrule.yaml: the chart and kustomize alert alike.
@@ -37,11 +46,31 @@ def generated_files() -> dict[Path, str]:
         spec = yaml.safe_load(RULES.read_text())["spec"]
         files[CHART_RULES] = RULES_HEADER + yaml.safe_dump(spec, sort_keys=False, width=100)
     files[CHART / "files" / "finalizer-policy.yaml"] = FINALIZER_POLICY.read_text()
+    files[CHART / "files" / "rbac-rules.yaml"] = RBAC_HEADER + yaml.safe_dump(
+        rbac_rules(), sort_keys=False, width=100
+    )
     chart_yaml = CHART / "Chart.yaml"
     files[chart_yaml] = with_version(chart_yaml.read_text(), __version__)
     readme = CHART / "README.md"
     files[readme] = with_values_table(readme.read_text())
     return files
+
+
+def rbac_rules() -> dict[str, list[dict[str, Any]]]:
+    """The rules of each role of deploy/base/rbac.yaml, by the chart's name for the role."""
+    roles = {
+        (doc["kind"], doc["metadata"]["name"]): doc.get("rules", [])
+        for doc in yaml.safe_load_all(BASE_RBAC.read_text())
+        if doc and doc["kind"] in ("ClusterRole", "Role")
+    }
+    operator = roles["ClusterRole", "dli-operator"]
+    scoped = [rule for rule in operator if set(rule["resources"]) <= CLUSTER_SCOPED]
+    return {
+        "cluster": scoped,
+        "jobs": [rule for rule in operator if rule not in scoped],
+        "shards": roles["Role", "dli-operator-shards"],
+        "secretReader": roles["ClusterRole", "dli-operator-secret-reader"],
+    }
 
 
 def with_version(chart_yaml: str, version: str) -> str:
