@@ -91,13 +91,18 @@ def seed(
     """Create ``count`` finished jobs; return the seconds taken, the rate and the errors."""
     begin = time.monotonic()
     errors = asyncio.run(_seed(server, pki, namespace, count, endpoint, project_id, concurrency))
+    return _summary(count, begin, errors, concurrency=concurrency)
+
+
+def _summary(count: int, begin: float, errors: int, **how: Any) -> dict[str, Any]:
+    """What a seeding took: seconds, jobs per second, errors (and the first three), and how."""
     seconds = time.monotonic() - begin
     return {
         "jobs": count,
         "seconds": round(seconds, 1),
         "per_second": round(count / max(seconds, 1e-9), 1),
         "errors": errors,
-        "concurrency": concurrency,
+        **how,
         "first_errors": FAILURES[:3],
     }
 
@@ -174,15 +179,7 @@ def seed_etcd(
             if reply.status_code != 200:
                 errors += len(puts)
                 FAILURES.append(f"txn at {first}: {reply.status_code} {reply.text[:300]}")
-    seconds = time.monotonic() - begin
-    return {
-        "jobs": count,
-        "seconds": round(seconds, 1),
-        "per_second": round(count / max(seconds, 1e-9), 1),
-        "errors": errors,
-        "via": "etcd",
-        "first_errors": FAILURES[:3],
-    }
+    return _summary(count, begin, errors, via="etcd")
 
 
 def _etcd_put(namespace: str, index: int, endpoint: str, project_id: str) -> dict[str, Any]:

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.unit.clock import Clock
 
 from dli_operator.engine.lane import NOTICE_AFTER_SECONDS, RENOTICE_SECONDS, SubmitLane
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

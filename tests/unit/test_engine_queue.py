@@ -5,16 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.unit.clock import Clock
 
 from dli_operator.engine.queue import BACKOFF_MAX_SECONDS, WorkQueue
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def take_due(queue: WorkQueue) -> list[str]:

@@ -5,18 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.unit.clock import Clock
 
 from dli_operator.ratelimit import MIN_RATE_PER_SECOND, RECOVERY_SHARE, RateLimiter
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
