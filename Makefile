@@ -66,9 +66,14 @@ kstatus:
 PYTEST_WORKERS ?= 2
 PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
+# Timed alone too: tests/e2e/test_operator_handover.py, whose Stranded check also times a queue
+# in the rate limiter (beside a second process, one run saw a job wait 45 s where 21 s were
+# announced, 2026-12-06).
+ALONE := tests/chaos tests/e2e/test_operator_handover.py
+
 test: $(TEST_SET) control-plane promtool helm kstatus lint
-	$(BIN)/pytest $(PARALLEL) --ignore=tests/chaos
-	$(BIN)/pytest tests/chaos
+	$(BIN)/pytest $(PARALLEL) $(addprefix --ignore=,$(ALONE))
+	$(BIN)/pytest $(ALONE)
 
 unit: $(TEST_SET) promtool helm kstatus
 	$(BIN)/pytest tests/unit tests/client tests/integration

@@ -205,7 +205,28 @@ def start_cluster(workdir: Path, bin_dir: Path, *, policy: bool) -> controlplane
             raise RuntimeError("the CRD never became Established")
         time.sleep(1.0)
     subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True)
+    if policy:
+        await_admission(kubectl)
     return plane
+
+
+def await_admission(kubectl: list[str], timeout: float = 60.0) -> None:
+    """Wait until a create passes admission: a new MutatingAdmissionPolicy is compiled against
+    the CRD a moment later, and until then creates are answered 503 (hack/dev.sh says more)."""
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DliBatchJob",
+        "metadata": {"generateName": "probe-"},
+        "spec": {"queue": "default", "file": "obs://bench/probe.jar"},
+    }
+    command = [*kubectl, "create", "--dry-run=server", "-n", NAMESPACE, "-f", "-"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run(command, input=json.dumps(probe).encode(), capture_output=True)
+        if done.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"creates still refused after {timeout:.0f}s: {done.stderr.decode()}")
 
 
 def start_emulator(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:

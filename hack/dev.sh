@@ -61,7 +61,20 @@ cluster_up() {
       | grep -qx 'mutatingadmissionpolicies.admissionregistration.k8s.io'; then
     kc apply --server-side --force-conflicts \
       -f deploy/components/finalizer-policy/policy.yaml >/dev/null
+    admission_ready
   fi
+}
+
+# A new or changed MutatingAdmissionPolicy is compiled against the CRD's schema a moment later;
+# until then a create is answered 503 "Resource kind ... not found" (seen with Kubernetes 1.36):
+# wait until a server-side dry run of a create passes admission.
+admission_ready() {
+  local probe='{"apiVersion":"dli.dev/v1alpha1","kind":"DliBatchJob","metadata":{"generateName":"probe-"},"spec":{"queue":"default","file":"obs://bucket/probe.jar"}}'
+  for _ in $(seq 1 120); do
+    echo "$probe" | kc create --dry-run=server -n default -f - >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "$probe" | kc create --dry-run=server -n default -f - >/dev/null
 }
 
 emulator_up() {
