@@ -217,7 +217,7 @@ def await_admission(kubectl: list[str], timeout: float = 60.0) -> None:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "DliBatchJob",
         "metadata": {"generateName": "probe-"},
-        "spec": {"queue": "default", "file": "obs://bench/probe.jar"},
+        "spec": {"queue": "default", "file": "obs://bench/probe.py"},
     }
     command = [*kubectl, "create", "--dry-run=server", "-n", NAMESPACE, "-f", "-"]
     deadline = time.monotonic() + timeout

@@ -69,7 +69,7 @@ cluster_up() {
 # until then a create is answered 503 "Resource kind ... not found" (seen with Kubernetes 1.36):
 # wait until a server-side dry run of a create passes admission.
 admission_ready() {
-  local probe='{"apiVersion":"dli.dev/v1alpha1","kind":"DliBatchJob","metadata":{"generateName":"probe-"},"spec":{"queue":"default","file":"obs://bucket/probe.jar"}}'
+  local probe='{"apiVersion":"dli.dev/v1alpha1","kind":"DliBatchJob","metadata":{"generateName":"probe-"},"spec":{"queue":"default","file":"obs://bucket/probe.py"}}'
   for _ in $(seq 1 120); do
     echo "$probe" | kc create --dry-run=server -n default -f - >/dev/null 2>&1 && return 0
     sleep 0.5
