@@ -25,6 +25,19 @@ def wait_for(what: str, check, timeout: float = 30.0):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def flaky(count: int, *, run_seconds: int, key: str) -> dict[str, dict[str, object]]:
+    """``flaky-0``... : each fails its first attempt and succeeds under autoRecovery (the
+    emulator counts failures by ``key``, so keys must differ between tests)."""
+    return {
+        f"flaky-{i}": {
+            "autoRecovery": True,
+            "maxRetryTimes": 2,
+            "conf": {RUN_SECONDS: str(run_seconds), FAIL_FIRST: "1", FAIL_KEY: f"{key}-{i}"},
+        }
+        for i in range(count)
+    }
+
+
 def submitted_reason(status: dict[str, object]) -> object:
     conditions = status.get("conditions") or []
     assert isinstance(conditions, list)
@@ -39,14 +52,7 @@ def test_a_killed_replicas_share_is_taken_over_and_nothing_is_submitted_twice(
     victim = replicas.join()
 
     first = {f"early-{i}": {"conf": {RUN_SECONDS: "3"}} for i in range(4)}
-    first |= {
-        f"flaky-{i}": {
-            "autoRecovery": True,
-            "maxRetryTimes": 2,
-            "conf": {RUN_SECONDS: "2", FAIL_FIRST: "1", FAIL_KEY: f"flaky-{i}"},
-        }
-        for i in range(3)
-    }
+    first |= flaky(3, run_seconds=2, key="flaky")
     jobs.apply_many(first)
     wait_for(
         "the replicas run the first jobs",
@@ -97,14 +103,7 @@ def test_two_unsharded_operators_on_the_same_jobs_never_submit_twice(
     first, second = start_operator(), start_operator()
     emulator.fault(operation="create", action="delay", when="after", seconds=1, times=1000)
     specs = {f"plain-{i}": {"conf": {RUN_SECONDS: "2"}} for i in range(16)}
-    specs |= {
-        f"flaky-{i}": {
-            "autoRecovery": True,
-            "maxRetryTimes": 2,
-            "conf": {RUN_SECONDS: "1", FAIL_FIRST: "1", FAIL_KEY: f"twin-flaky-{i}"},
-        }
-        for i in range(6)
-    }
+    specs |= flaky(6, run_seconds=1, key="twin-flaky")
     jobs.apply_many(specs)
     wait_for(
         "both copies are submitting",
