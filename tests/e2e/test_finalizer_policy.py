@@ -19,6 +19,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "deploy" / "components" / "finalizer-policy" / "policy.yaml"
 FINALIZER = "dli.dev/finalizer"
+RUN_SECONDS = "spark.dli.emulator.runSeconds"
 SPEC = {"className": "org.apache.spark.examples.SparkPi", "file": "obs://b/pi.jar"}
 # A new policy takes effect once the API server's policy informer has it: seconds, not more.
 ACTIVE_TIMEOUT_SECONDS = 60.0
@@ -115,3 +116,25 @@ def test_with_the_policy_the_operator_writes_only_the_status_of_a_job_that_succe
     # Deleting still cancels through the finalizer the API server put there.
     jobs.delete("pi")
     assert not jobs.exists("pi")
+
+
+def test_a_job_deleted_while_the_operator_is_down_is_cancelled_by_the_finalizer_it_was_born_with(
+    jobs: Any, policy: Any, emulator: Any, operator: Any
+) -> None:
+    """The promise the finalizer keeps, with the API server as its only writer: a running job
+    deleted while no operator runs stays until its DLI batch is cancelled, once."""
+    _await_active(jobs)
+    jobs.apply("long", SPEC | {"conf": {RUN_SECONDS: "300"}})
+    jobs.wait_phase("long", "Running")
+    operator.kill()
+    jobs.delete("long", wait=False)
+    time.sleep(2.0)
+    assert jobs.exists("long"), "deleted with no operator to cancel its DLI batch"
+    assert emulator.created("long")[0]["state"] == "running"
+    operator.start()
+    deadline = time.monotonic() + 60.0
+    while jobs.exists("long"):
+        assert time.monotonic() < deadline, "the returning operator never let the job go"
+        time.sleep(0.5)
+    assert emulator.calls().get("cancel") == 1
+    assert emulator.created("long")[0]["state"] == "dead"
