@@ -10,10 +10,11 @@ writes per job (main resource and status separately) and the share of status wri
 from __future__ import annotations
 
 import re
-import ssl
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from dli_operator import controlplane
 
 # The resources reported: the jobs themselves, and what the operator writes beside them.
 RESOURCES = ("dlibatchjobs", "events", "leases", "secrets")
@@ -30,8 +31,7 @@ class ApiServerMetrics:
 
     def __init__(self, server: str, pki: Path) -> None:
         self.url = f"{server}/metrics"
-        self.context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        self.context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self.context = controlplane.admin_context(pki)
 
     def scrape(self) -> Counts:
         with urllib.request.urlopen(self.url, context=self.context, timeout=60) as response:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from dli_operator import controlplane
 
 GROUP, VERSION, PLURAL = "dli.dev", "v1alpha1", "dlibatchjobs"
 FINALIZER = f"{GROUP}/finalizer"
@@ -120,7 +121,8 @@ async def _seed(
     names = iter(range(count))
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(verify=_admin_tls(pki), limits=limits, timeout=120.0) as http:
+    tls = controlplane.admin_context(pki)
+    async with httpx.AsyncClient(verify=tls, limits=limits, timeout=120.0) as http:
 
         async def worker() -> None:
             nonlocal errors
@@ -205,7 +207,7 @@ def await_seeded(
     """Wait until the API server lists ``count`` objects (what ``seed_etcd`` wrote, read back)."""
     url = f"{server}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
     deadline = time.monotonic() + timeout
-    with httpx.Client(verify=_admin_tls(pki), timeout=120.0) as http:
+    with httpx.Client(verify=controlplane.admin_context(pki), timeout=120.0) as http:
         while time.monotonic() < deadline:
             page = http.get(url, params={"limit": 1}).raise_for_status().json()
             listed = len(page["items"]) + int(page["metadata"].get("remainingItemCount") or 0)
@@ -213,9 +215,3 @@ def await_seeded(
                 return
             time.sleep(1.0)
     raise TimeoutError(f"the API server lists fewer than {count} seeded objects")
-
-
-def _admin_tls(pki: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    return context

@@ -218,9 +218,15 @@ def _apiserver_args(bin_dir: Path, pki: dict[str, Path], etcd_port: int, port: i
     ]
 
 
+def admin_context(pki: Path) -> ssl.SSLContext:
+    """TLS as the admin client (``system:masters``) of the control plane whose PKI is ``pki``."""
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return context
+
+
 def _wait_ready(plane: ControlPlane, pki: dict[str, Path], pids: dict[str, int]) -> None:
-    context = ssl.create_default_context(cafile=str(pki["ca.crt"]))
-    context.load_cert_chain(str(pki["admin.crt"]), str(pki["admin.key"]))
+    context = admin_context(pki["dir"])
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     last = "no answer yet"
     while time.monotonic() < deadline:
