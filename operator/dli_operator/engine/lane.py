@@ -96,9 +96,6 @@ class SubmitLane:
         self._held.discard(key)
         return self._promote()
 
-    def parked(self, key: str) -> bool:
-        return key in self._parked
-
     def overdue(self) -> list[Wait]:
         """The parked keys whose wait is to be announced now.
 
