@@ -163,6 +163,17 @@ def test_a_job_waiting_out_its_announced_queue_is_not_stranded() -> None:
     assert sampled([queued()], [], 45, floor_seconds=20) == []
 
 
+def test_a_wait_told_again_counts_from_when_it_was_told() -> None:
+    # A new owner after a handover tells its own queue (chaos pause-resume, 2026-12-07): 30 s
+    # from second 40, so the job may wait until 70 s + patience (10 s); one told nothing new
+    # may not.
+    later = "waiting for a DLI request slot: about 30s, 12 requests ahead"
+    told_again = [queued()] * 40 + [queued(later)]
+    assert sampled(told_again, [], 79, floor_seconds=10) == []
+    assert sampled(told_again, [], 82, floor_seconds=10) != []
+    assert sampled([queued()], [], 79, floor_seconds=10) != []
+
+
 def test_a_job_behind_a_backlog_at_the_configured_rate_is_not_stranded() -> None:
     # No announcement (another engine need not write one): a backlog of one job at 0.01/s.
     status = {"phase": "Pending"}

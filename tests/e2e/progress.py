@@ -17,8 +17,9 @@ The rule (``due_at`` below), on what any engine shows from the outside, no opera
   explains the delay: a claim whose create may have left (``sentAt`` plus the settle period,
   the ``WaitingForLateCreate`` wait, and then the queue a send again waits in), a retry
   backoff (``RetryScheduled``: the attempt's finish time plus the backoff), or a queue in the
-  rate limiter (the wait the status announces in ``WaitingForRequestSlot``, or the backlog of
-  unsubmitted jobs at the configured DLI rate);
+  rate limiter (the wait the status announces in ``WaitingForRequestSlot``, counted from when
+  it was announced: a new owner after a handover announces its own queue, a fresh promise; or
+  the backlog of unsubmitted jobs at the configured DLI rate);
 - a job is **stranded** when it stays due, without progress, for more than two poll intervals
   (``Timings.patience``, with a floor for a loaded machine) while some replica serves it: a
   window in which no replica is expected to serve (a restart, a lease or peering lifetime
@@ -82,6 +83,10 @@ class Track:
     """When the status last changed, or its DLI batch did (epoch seconds)."""
     backlog: int
     """Unsubmitted jobs (this one included) when ``since`` was set."""
+    announced: str = ""
+    """The Submitted condition's message: a ``WaitingForRequestSlot`` wait is told there."""
+    announced_at: float = 0.0
+    """When ``announced`` last changed (epoch seconds)."""
 
 
 @dataclass
@@ -144,13 +149,14 @@ def due_at(
         return track.since
     if phase == "Recovering" and not submission:
         return _retry_at(status, track, t)
-    # Waiting for a submission: a queue in the rate limiter explains a wait.
-    queue = track.backlog / t.dli_rate if t.dli_rate else 0.0
+    # Waiting for a submission: a queue in the rate limiter explains a wait, the backlog at the
+    # configured rate from the last progress, or the wait told in the status from when it was
+    # told (a new owner tells its own queue: chaos pause-resume, 2026-12-07).
+    due = track.since + (track.backlog / t.dli_rate if t.dli_rate else 0.0)
     submitted = conditions.get("Submitted", {})
     announced = ANNOUNCED.search(submitted.get("message") or "")
     if submitted.get("reason") == "WaitingForRequestSlot" and announced:
-        queue = max(queue, float(announced.group(1)))
-    due = track.since + queue
+        due = max(due, track.announced_at + float(announced.group(1)))
     if submission and submission.get("sentAt"):
         # A create may have left: looked up until the settle period passed (WaitingForLateCreate),
         # then sent again, which waits for a request slot like any send: the later of the two.
@@ -210,9 +216,12 @@ class Progress:
         for name, status in statuses.items():
             remote = states.get(status.get("batchId"))
             mark = fingerprint(status, remote)
+            told = _conditions(status).get("Submitted", {}).get("message") or ""
             track = self.tracks.get(name)
             if track is None or track.fingerprint != mark:
-                track = self.tracks[name] = Track(mark, now, backlog)
+                track = self.tracks[name] = Track(mark, now, backlog, told, now)
+            elif track.announced != told:
+                track.announced, track.announced_at = told, now
             due = due_at(status, remote, track, self.timings)
             if due is None or name in self.stranded:
                 continue

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from dli_operator import reconcile
 from dli_operator.dli.retries import NO_RETRIES
-from dli_operator.driver import Driver
+from dli_operator.driver import Driver, fence
 from dli_operator.emulator.clock import FakeClock
 from dli_operator.emulator.config import EmulatorConfig
 from dli_operator.emulator.gateway import ConnectionDropped
@@ -991,6 +991,50 @@ async def test_ha_handover_a_stopped_replica_never_posts(op: Harness) -> None:
     op.restart()
     await op.step()
     assert len(await op.jobs()) == 1
+
+
+async def test_a_notice_written_while_a_step_waits_for_its_slot_does_not_cost_its_turn(
+    op: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chaos pause-resume (2026-12-07): another replica's notice of a wait moved the status
+    # while this step slept in the rate limiter; the claim met a conflict and the job went to
+    # the back of the queue again. The turn is kept: the step claims the fresh status and posts.
+    monkeypatch.setattr(fence, "QUEUE_NOTICE_SECONDS", -1.0)  # any wait is a queue: no claim yet
+    op.create()
+    first = op.driver
+    gate = gate_limiter(first.runtime)
+    waiting = asyncio.ensure_future(first.step(op.kube.body("etl"), op.announce))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert "submission" in op.status()
+    other = op.restart()
+    await other.show_wait(op.kube.body("etl"), op.announce, "waiting: about 9s, 3 ahead")
+    assert "about 9s" in op.condition("Submitted")["message"]
+    gate.set()
+    await waiting
+    assert (await op.calls()).get("create", 0) == 1
+    assert op.status()["batchId"] == (await op.jobs())[0]["id"]
+
+
+async def test_a_step_whose_intent_was_claimed_meanwhile_gives_its_turn_up(
+    op: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fence, "QUEUE_NOTICE_SECONDS", -1.0)
+    op.create()
+    first = op.driver
+    gate = gate_limiter(first.runtime)
+    waiting = asyncio.ensure_future(first.step(op.kube.body("etl"), op.announce))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    sub = op.status()["submission"]
+    assert sub.get("sentAt") is None
+    # Another replica claimed the same intent (its create may be on its way to DLI).
+    sub.update(claim="f00d", sentAt=sub["requestedAt"])
+    op.kube.touch("etl")
+    gate.set()
+    await waiting
+    assert (await op.calls()).get("create", 0) == 0
+    assert op.status()["submission"]["claim"] == "f00d"
 
 
 async def test_stale_never_sent_memory_is_void_once_the_stored_intent_changed(

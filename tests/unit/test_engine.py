@@ -325,6 +325,35 @@ async def test_a_backlog_of_submissions_never_takes_the_workers_polls_need(parts
     runner.cancel()
 
 
+async def test_a_create_that_may_have_left_is_looked_up_at_once_not_parked(parts) -> None:
+    # chaos pause-resume (2026-12-07): a job whose POST had left but whose accepted write met a
+    # conflict sat in the submit lane behind the queue, its status stale long after DLI ran it.
+    engine, driver, kube, _ = parts  # 2 workers: a submit lane of 1
+    release = asyncio.Event()
+    looked_up: list[str] = []
+
+    async def step(body: Any, announce: Any, *, owned: Callable[[], bool]) -> float:
+        if (body["status"].get("submission") or {}).get("sentAt"):
+            looked_up.append(body["metadata"]["name"])
+            return 60.0
+        await release.wait()  # waiting for a DLI request slot
+        return 60.0
+
+    driver.step = step  # type: ignore[method-assign]
+    fin = {"finalizers": [FINALIZER]}
+    for n in range(3):
+        add(engine, kube, job(f"new-{n}", meta=fin, status={"submission": {"attempt": 1}}))
+    sent = {"submission": {"attempt": 1, "sentAt": "2026-12-07T01:00:00Z"}}
+    add(engine, kube, job("sent", meta=fin, status=sent))
+    runner = asyncio.create_task(engine.run())
+    await asyncio.sleep(0.2)
+    assert looked_up == ["sent"]
+    assert len(engine.lane) == 2  # the unsent intents wait their turn
+    release.set()
+    await engine.stop()
+    runner.cancel()
+
+
 async def test_a_key_parked_too_long_says_why_once_and_only_while_this_replica_owns_it(
     parts, monkeypatch
 ) -> None:

@@ -177,9 +177,40 @@ async def _claim(ctx: Context, job: DliBatchJob, announce: Announce) -> DliBatch
     if claim and claim.holds(sub) and time.monotonic() - claim.at < CLAIM_SECONDS / 2:
         return job
     new = reconcile.claimed(job.status, _token(), ctx.clock())
-    job = await writer.write(ctx, job, new, announce)
+    try:
+        job = await writer.write(ctx, job, new, announce)
+    except writer.Conflict:
+        job = await _claim_fresh(ctx, job, announce)
     _claimed(ctx, uid, job.status.submission)
     return job
+
+
+async def _claim_fresh(ctx: Context, job: DliBatchJob, announce: Announce) -> DliBatchJob:
+    """Claim the stored status when it moved while this step waited for its request slot.
+
+    A former owner's or the lane's notice of a wait rewrites the status while this step sleeps
+    in the rate limiter. Giving the step up would throw its turn away and queue the job again
+    at the back: in chaos pause-resume, one job waited 8 s, 21.5 s and then 19.5 s more
+    (2026-12-07). The turn is this process's either way; the claim stays conditional, and is
+    made only on the same unsent intent of the same spec. Anything else is a conflict.
+    """
+    meta = job.metadata
+    body = await ctx.runtime.kube.get_object(writer.PLURAL, meta.namespace or "", meta.name)
+    if body is None:
+        raise writer.Conflict(f"{meta.namespace}/{meta.name}: gone while waiting for a slot")
+    fresh = DliBatchJob.from_body(body)
+    ours, theirs = job.status.submission, fresh.status.submission
+    same_intent = (
+        ours is not None
+        and theirs is not None
+        and (theirs.attempt, theirs.job_name) == (ours.attempt, ours.job_name)
+        and not reconcile.may_have_been_sent(theirs, unsent=False)
+    )
+    unchanged = (fresh.metadata.uid, fresh.metadata.generation) == (meta.uid, meta.generation)
+    if not (same_intent and unchanged) or fresh.metadata.deletion_timestamp is not None:
+        raise writer.Conflict(f"{meta.namespace}/{meta.name}: the intent moved on meanwhile")
+    new = reconcile.claimed(fresh.status, _token(), ctx.clock())
+    return await writer.write(ctx, fresh, new, announce)
 
 
 async def _release(ctx: Context, job: DliBatchJob, announce: Announce) -> float:

@@ -357,11 +357,20 @@ def _needs_step(old: Body | Finished | None, new: Body) -> bool:
 
 
 def _submits(entry: Body | Finished | None) -> bool:
-    """Whether the next step of ``entry`` is likely a submission (it may wait for DLI)."""
+    """Whether the next step of ``entry`` is likely a submission (it may wait for DLI).
+
+    Not an intent whose create may have left (``sentAt``): its step looks the create up first
+    (urgent reads, fence.find) and mirrors what it finds. Parked behind the queue, a job DLI
+    had accepted showed ``Starting`` for 11 s after its batch ended (chaos pause-resume,
+    2026-12-07).
+    """
     if entry is None or isinstance(entry, Finished) or is_deleting(entry):
         return False
     status = entry.get("status") or {}
-    return not status.get("batchId") or bool(status.get("submission"))
+    submission = status.get("submission")
+    if submission:
+        return not submission.get("sentAt")
+    return not status.get("batchId")
 
 
 def _finalizers(body: Mapping[str, Any]) -> list[str]:
