@@ -59,7 +59,7 @@ def test_helm_installs_upgrades_the_crd_and_uninstalls_keeping_it(
     )
     assert kube.kubectl("get", "deployment", "dli-dli-operator", "-n", NS).returncode == 0
     # The API server serves MutatingAdmissionPolicy (1.36): `auto` installs the finalizer policy.
-    policy = ("mutatingadmissionpolicy", "dli-operator-finalizer")
+    policy = ("mutatingadmissionpolicy", "dli-dli-operator-finalizer")
     assert kube.kubectl("get", *policy).returncode == 0
 
     # A later release's chart whose CRD changed: `helm upgrade` must carry the change.

@@ -34,8 +34,8 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(*args: str) -> list[dict[str, Any]]:
-    out = helm("template", "dli-operator", str(CHART), "-n", NS, "--include-crds", *args)
+def render(*args: str, release: str = "dli-operator") -> list[dict[str, Any]]:
+    out = helm("template", release, str(CHART), "-n", NS, "--include-crds", *args)
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -271,5 +271,22 @@ def test_the_finalizer_policy_is_rendered_where_the_api_server_serves_it(
     shipped = [d for d in yaml.safe_load_all(kustomize.read_text()) if d]
     # The chart's policy is deploy/'s, with the chart's labels: the two never install different
     # things (the copy in files/ is generated, tests/unit/test_generated.py).
-    assert [d["spec"] for d in found] == [d["spec"] for d in shipped]
+    for doc in shipped:
+        doc["metadata"]["name"] = "dli-operator-finalizer"  # the release's name, as it happens
+        if "policyName" in doc["spec"]:
+            doc["spec"]["policyName"] = "dli-operator-finalizer"
+    assert [(d["metadata"]["name"], d["spec"]) for d in found] == [
+        (d["metadata"]["name"], d["spec"]) for d in shipped
+    ]
     assert all(d["metadata"]["labels"]["app.kubernetes.io/instance"] for d in found)
+
+
+def test_two_releases_install_finalizer_policies_of_their_own() -> None:
+    # Cluster-wide objects: with one fixed name the second release's install would fail on
+    # the first one's policy (helm: "exists and cannot be imported into the current release").
+    on = ("--set", "finalizerPolicy.enabled=true")
+    names = [
+        sorted(d["metadata"]["name"] for d in render(*on, release=r) if "Admission" in d["kind"])
+        for r in ("dli", "team-b")
+    ]
+    assert names == [["dli-dli-operator-finalizer"] * 2, ["team-b-dli-operator-finalizer"] * 2]
