@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -953,15 +953,24 @@ def gate_limiter(runtime: Runtime) -> asyncio.Event:
     return gate
 
 
-async def test_ha_handover_a_replica_that_lost_the_claim_never_posts(op: Harness) -> None:
-    op.create()
-    old = op.driver
-    gate = gate_limiter(old.runtime)
-    # The old replica stores the intent and waits for a request slot...
-    waiting = asyncio.ensure_future(old.step(op.kube.body("etl"), op.announce))
+async def held_at_the_gate(
+    op: Harness, owned: Callable[[], bool] | None = None
+) -> tuple[asyncio.Event, asyncio.Future[float | None]]:
+    """A step of ``etl`` by ``op.driver`` that stored its intent and waits for a request slot:
+    the gate that lets it on, and the step."""
+    gate = gate_limiter(op.driver.runtime)
+    extra = {} if owned is None else {"owned": owned}
+    waiting = asyncio.ensure_future(op.driver.step(op.kube.body("etl"), op.announce, **extra))
     for _ in range(50):
         await asyncio.sleep(0)
     assert "submission" in op.status()
+    return gate, waiting
+
+
+async def test_ha_handover_a_replica_that_lost_the_claim_never_posts(op: Harness) -> None:
+    op.create()
+    # The old replica stores the intent and waits for a request slot...
+    gate, waiting = await held_at_the_gate(op)
     # ...while the new active replica takes the job over and submits the attempt.
     new = op.restart()
     await new.step(op.kube.body("etl"), op.announce)
@@ -978,12 +987,7 @@ async def test_ha_handover_a_replica_that_lost_the_claim_never_posts(op: Harness
 async def test_ha_handover_a_stopped_replica_never_posts(op: Harness) -> None:
     op.create()
     stopped = False
-    gate = gate_limiter(op.driver.runtime)
-    waiting = asyncio.ensure_future(
-        op.driver.step(op.kube.body("etl"), op.announce, owned=lambda: not stopped)
-    )
-    for _ in range(50):
-        await asyncio.sleep(0)
+    gate, waiting = await held_at_the_gate(op, owned=lambda: not stopped)
     stopped = True  # the job's shard moved away while it waited for a slot
     gate.set()
     await waiting
@@ -1001,12 +1005,7 @@ async def test_a_notice_written_while_a_step_waits_for_its_slot_does_not_cost_it
     # the back of the queue again. The turn is kept: the step claims the fresh status and posts.
     monkeypatch.setattr(fence, "QUEUE_NOTICE_SECONDS", -1.0)  # any wait is a queue: no claim yet
     op.create()
-    first = op.driver
-    gate = gate_limiter(first.runtime)
-    waiting = asyncio.ensure_future(first.step(op.kube.body("etl"), op.announce))
-    for _ in range(50):
-        await asyncio.sleep(0)
-    assert "submission" in op.status()
+    gate, waiting = await held_at_the_gate(op)
     other = op.restart()
     await other.show_wait(op.kube.body("etl"), op.announce, "waiting: about 9s, 3 ahead")
     assert "about 9s" in op.condition("Submitted")["message"]
@@ -1021,11 +1020,7 @@ async def test_a_step_whose_intent_was_claimed_meanwhile_gives_its_turn_up(
 ) -> None:
     monkeypatch.setattr(fence, "QUEUE_NOTICE_SECONDS", -1.0)
     op.create()
-    first = op.driver
-    gate = gate_limiter(first.runtime)
-    waiting = asyncio.ensure_future(first.step(op.kube.body("etl"), op.announce))
-    for _ in range(50):
-        await asyncio.sleep(0)
+    gate, waiting = await held_at_the_gate(op)
     sub = op.status()["submission"]
     assert sub.get("sentAt") is None
     # Another replica claimed the same intent (its create may be on its way to DLI).
