@@ -1015,6 +1015,34 @@ async def test_a_notice_written_while_a_step_waits_for_its_slot_does_not_cost_it
     assert op.status()["batchId"] == (await op.jobs())[0]["id"]
 
 
+async def test_a_notice_written_while_the_create_call_is_out_is_kept_beside_the_batch_id(
+    op: Harness,
+) -> None:
+    # The accepted write met a conflict (another replica's notice of a wait): the batch id is
+    # stored on the fresh status at once, not left to a later step's lookup (chaos
+    # pause-resume, 2026-12-07: a job parked for that lookup showed Starting after DLI ended it).
+    op.create()
+    original = op.driver.runtime._build
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        dli = original(*args, **kwargs)
+        create = dli.client.create_batch
+
+        async def noticed_meanwhile(request: Any) -> Any:
+            created = await create(request)
+            op.condition("Submitted")["message"] = "waiting: about 9s, 3 ahead"
+            op.kube.touch("etl")
+            return created
+
+        dli.client.create_batch = noticed_meanwhile  # type: ignore[method-assign]
+        return dli
+
+    op.driver.runtime._build = build  # type: ignore[method-assign]
+    await op.step()
+    assert op.status()["batchId"] == (await op.jobs())[0]["id"]
+    assert (await op.calls()) == {"create": 1}
+
+
 async def test_a_step_whose_intent_was_claimed_meanwhile_gives_its_turn_up(
     op: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,9 @@ A submission is exactly-once because a POST is fenced (DESIGN.md, second round):
   it to stop) and the claim is younger than ``CLAIM_SECONDS`` (``_post``);
 - a process that lost the job before sending un-claims it (``_release``), so the new owner need
   not wait out a settle period;
+- a claim or batch-id write that meets a 409 because another writer moved the status but not
+  the intent (a notice of a wait) is made again on the fresh status (``_fresh``): the step
+  keeps the slot it waited for, and a batch it created is recorded at once;
 - an intent with ``sentAt`` may have reached DLI: it is looked up by its deterministic name
   (no time filter, ``find``) and adopted (``_adopt``), and sent again only once no create could
   still land (``settle_seconds``: the claim's lifetime, the longest a call may take, and a
@@ -164,8 +167,15 @@ async def _post(
             ctx.ledger.unsent[uid] = claim
         raise
     metrics.SUBMISSIONS.labels("posted").inc()
-    new = reconcile.accepted(job.status, created, adopted=False, now=ctx.clock())
-    await writer.write(ctx, job, new, announce)
+    try:
+        new = reconcile.accepted(job.status, created, adopted=False, now=ctx.clock())
+        await writer.write(ctx, job, new, announce)
+    except writer.Conflict:
+        # Moved while the call was out (a notice of a wait): if the stored intent is still this
+        # claim, the batch is recorded on it now, instead of looked up by a later step.
+        job = await _fresh(ctx, job, lambda fresh: claim.holds(fresh.status.submission))
+        new = reconcile.accepted(job.status, created, adopted=False, now=ctx.clock())
+        await writer.write(ctx, job, new, announce)
     return ctx.interval
 
 
@@ -194,23 +204,34 @@ async def _claim_fresh(ctx: Context, job: DliBatchJob, announce: Announce) -> Dl
     (2026-12-07). The turn is this process's either way; the claim stays conditional, and is
     made only on the same unsent intent of the same spec. Anything else is a conflict.
     """
-    meta = job.metadata
-    body = await ctx.runtime.kube.get_object(writer.PLURAL, meta.namespace or "", meta.name)
-    if body is None:
-        raise writer.Conflict(f"{meta.namespace}/{meta.name}: gone while waiting for a slot")
-    fresh = DliBatchJob.from_body(body)
-    ours, theirs = job.status.submission, fresh.status.submission
-    same_intent = (
-        ours is not None
-        and theirs is not None
-        and (theirs.attempt, theirs.job_name) == (ours.attempt, ours.job_name)
-        and not reconcile.may_have_been_sent(theirs, unsent=False)
-    )
-    unchanged = (fresh.metadata.uid, fresh.metadata.generation) == (meta.uid, meta.generation)
-    if not (same_intent and unchanged) or fresh.metadata.deletion_timestamp is not None:
-        raise writer.Conflict(f"{meta.namespace}/{meta.name}: the intent moved on meanwhile")
+    ours = job.status.submission
+    assert ours is not None
+
+    def same_unsent_intent(fresh: DliBatchJob) -> bool:
+        theirs, meta = fresh.status.submission, fresh.metadata
+        return (
+            theirs is not None
+            and (theirs.attempt, theirs.job_name) == (ours.attempt, ours.job_name)
+            and not reconcile.may_have_been_sent(theirs, unsent=False)
+            and meta.generation == job.metadata.generation
+            and meta.deletion_timestamp is None
+        )
+
+    fresh = await _fresh(ctx, job, same_unsent_intent)
     new = reconcile.claimed(fresh.status, _token(), ctx.clock())
     return await writer.write(ctx, fresh, new, announce)
+
+
+async def _fresh(
+    ctx: Context, job: DliBatchJob, still: Callable[[DliBatchJob], bool]
+) -> DliBatchJob:
+    """The job as stored now, if it is the same object and ``still`` holds; else Conflict."""
+    meta = job.metadata
+    body = await ctx.runtime.kube.get_object(writer.PLURAL, meta.namespace or "", meta.name)
+    fresh = DliBatchJob.from_body(body) if body is not None else None
+    if fresh is None or fresh.metadata.uid != meta.uid or not still(fresh):
+        raise writer.Conflict(f"{meta.namespace}/{meta.name}: moved on while this step waited")
+    return fresh
 
 
 async def _release(ctx: Context, job: DliBatchJob, announce: Announce) -> float:

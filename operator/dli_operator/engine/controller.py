@@ -207,7 +207,7 @@ class Engine:
 
     async def _work(self) -> None:
         while (key := await self.queue.get()) is not None:
-            lane = _submits(self.cache.get(key), self.driver.settle_seconds)
+            lane = _submits(self.cache.get(key))
             if not lane:
                 self._release(key)
             elif not self.lane.enter(key):
@@ -356,29 +356,12 @@ def _needs_step(old: Body | Finished | None, new: Body) -> bool:
     return bool(generation != (old.get("metadata") or {}).get("generation"))
 
 
-def _submits(entry: Body | Finished | None, settle_seconds: float) -> bool:
-    """Whether the next step of ``entry`` is likely a submission (it may wait for DLI).
-
-    Not an intent whose create may still land (``sentAt`` within the settle period): its step
-    looks the create up (urgent reads, fence.find) and mirrors what it finds. Parked behind the
-    queue, a job DLI had accepted showed ``Starting`` for 11 s after its batch ended (chaos
-    pause-resume, 2026-12-07). Once settled, a create not found is sent again, and waits for a
-    request slot like any other send.
-    """
+def _submits(entry: Body | Finished | None) -> bool:
+    """Whether the next step of ``entry`` is likely a submission (it may wait for DLI)."""
     if entry is None or isinstance(entry, Finished) or is_deleting(entry):
         return False
     status = entry.get("status") or {}
-    submission = status.get("submission")
-    if not submission:
-        return not status.get("batchId")
-    sent = submission.get("sentAt")
-    if not sent:
-        return True
-    try:
-        sent_at = datetime.fromisoformat(str(sent))
-    except ValueError:
-        return True
-    return (datetime.now(UTC) - sent_at).total_seconds() >= settle_seconds
+    return not status.get("batchId") or bool(status.get("submission"))
 
 
 def _finalizers(body: Mapping[str, Any]) -> list[str]:
