@@ -170,10 +170,10 @@ async def _post(
     try:
         new = reconcile.accepted(job.status, created, adopted=False, now=ctx.clock())
         await writer.write(ctx, job, new, announce)
-    except writer.Conflict:
+    except writer.Conflict as conflict:
         # Moved while the call was out (a notice of a wait): if the stored intent is still this
         # claim, the batch is recorded on it now, instead of looked up by a later step.
-        job = await _fresh(ctx, job, lambda fresh: claim.holds(fresh.status.submission))
+        job = _fresh(job, conflict, lambda fresh: claim.holds(fresh.status.submission))
         new = reconcile.accepted(job.status, created, adopted=False, now=ctx.clock())
         await writer.write(ctx, job, new, announce)
     return ctx.interval
@@ -189,13 +189,15 @@ async def _claim(ctx: Context, job: DliBatchJob, announce: Announce) -> DliBatch
     new = reconcile.claimed(job.status, _token(), ctx.clock())
     try:
         job = await writer.write(ctx, job, new, announce)
-    except writer.Conflict:
-        job = await _claim_fresh(ctx, job, announce)
+    except writer.Conflict as conflict:
+        job = await _claim_fresh(ctx, job, conflict, announce)
     _claimed(ctx, uid, job.status.submission)
     return job
 
 
-async def _claim_fresh(ctx: Context, job: DliBatchJob, announce: Announce) -> DliBatchJob:
+async def _claim_fresh(
+    ctx: Context, job: DliBatchJob, conflict: writer.Conflict, announce: Announce
+) -> DliBatchJob:
     """Claim the stored status when it moved while this step waited for its request slot.
 
     A former owner's or the lane's notice of a wait rewrites the status while this step sleeps
@@ -217,20 +219,20 @@ async def _claim_fresh(ctx: Context, job: DliBatchJob, announce: Announce) -> Dl
             and meta.deletion_timestamp is None
         )
 
-    fresh = await _fresh(ctx, job, same_unsent_intent)
+    fresh = _fresh(job, conflict, same_unsent_intent)
     new = reconcile.claimed(fresh.status, _token(), ctx.clock())
     return await writer.write(ctx, fresh, new, announce)
 
 
-async def _fresh(
-    ctx: Context, job: DliBatchJob, still: Callable[[DliBatchJob], bool]
+def _fresh(
+    job: DliBatchJob, conflict: writer.Conflict, still: Callable[[DliBatchJob], bool]
 ) -> DliBatchJob:
-    """The job as stored now, if it is the same object and ``still`` holds; else Conflict."""
-    meta = job.metadata
-    body = await ctx.runtime.kube.get_object(writer.PLURAL, meta.namespace or "", meta.name)
+    """The job as the writer read it after the 409, if the same object and ``still`` holds;
+    else the conflict stands."""
+    body = conflict.current
     fresh = DliBatchJob.from_body(body) if body is not None else None
-    if fresh is None or fresh.metadata.uid != meta.uid or not still(fresh):
-        raise writer.Conflict(f"{meta.namespace}/{meta.name}: moved on while this step waited")
+    if fresh is None or fresh.metadata.uid != job.metadata.uid or not still(fresh):
+        raise conflict
     return fresh
 
 

@@ -45,7 +45,15 @@ WARNING_REASONS = frozenset(
 
 
 class Conflict(Exception):
-    """A conditional status write found the object changed: another process acted on it."""
+    """A conditional status write found the object changed: another process acted on it.
+
+    ``current`` is the object as the writer read it after the 409 (None: gone, or not read),
+    so a caller that may write again on top of it needs no second read (fence._fresh).
+    """
+
+    def __init__(self, message: str, current: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 async def write(
@@ -89,6 +97,7 @@ async def patch_if_unchanged(
     meta, kube = job.metadata, ctx.runtime.kube
     namespace = meta.namespace or ""
     version = meta.resource_version
+    current = None
     for _ in range(2):
         try:
             return await kube.patch_status(namespace, meta.name, patch, resource_version=version)
@@ -100,7 +109,7 @@ async def patch_if_unchanged(
         if current is None or stored.to_patch() != job.status.to_patch():
             break
         version = (current.get("metadata") or {}).get("resourceVersion")
-    raise Conflict(f"{namespace}/{meta.name}: the status changed since it was read")
+    raise Conflict(f"{namespace}/{meta.name}: the status changed since it was read", current)
 
 
 def latest(ctx: Context, job: DliBatchJob) -> DliBatchJob:
